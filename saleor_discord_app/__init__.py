@@ -1,0 +1,3 @@
+"""Saleor Discord Memberships."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from saleor_discord_app.cli import main
+
+main()

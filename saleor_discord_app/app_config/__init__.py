@@ -1,0 +1,1 @@
+"""Per-store configuration: Discord servers and access rules."""

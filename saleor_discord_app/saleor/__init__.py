@@ -1,0 +1,1 @@
+"""Everything Saleor-facing: manifest, install, webhooks, signatures, GraphQL client."""
