@@ -64,5 +64,23 @@ def run(host: str = "127.0.0.1", port: int = 8000, concurrency: int = 2) -> None
             process.wait(timeout=20)
 
 
+@cli.command("render-manifest")
+def render_manifest(
+    public_url: str = typer.Option(None, help="Base URL to render for (default: the documented example)."),
+    output: str = "manifest.json",
+) -> None:
+    """Write the manifest for a base URL (the committed manifest.json uses the documented example URL)."""
+    import json
+
+    from saleor_discord_app.config import Settings
+    from saleor_discord_app.saleor.manifest import EXAMPLE_PUBLIC_URL, build_manifest
+
+    manifest = build_manifest(Settings(public_url=public_url or EXAMPLE_PUBLIC_URL))
+    with open(output, "w") as handle:
+        json.dump(manifest, handle, indent=2)
+        handle.write("\n")
+    typer.echo(f"wrote {output}")
+
+
 def main() -> None:
     cli()
