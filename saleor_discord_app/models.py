@@ -267,3 +267,15 @@ class UsedNonce(SQLModel, table=True):
 
     nonce: str = Field(primary_key=True, max_length=64)
     expires_at: datetime = _ts(index=True)
+
+
+class ClaimAttempt(SQLModel, table=True):
+    """A claim-code redemption attempt (failed ones throttle the Discord user who made them)."""
+
+    __table_args__ = (Index("ix_claimattempt_user_time", "discord_user_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    discord_user_id: str = Field(max_length=32)
+    guild_id: str | None = Field(default=None, max_length=32)
+    succeeded: bool = False
+    created_at: datetime = _ts()

@@ -7,7 +7,7 @@ whatever order the events arrive in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -86,22 +86,14 @@ class OrderChange:
     refunded_line_ids: frozenset[str] = field(default_factory=frozenset)
 
 
-MembershipListener = Callable[[Session, Membership], None]
-_listeners: list[MembershipListener] = []
-
-
-def on_membership_changed(listener: MembershipListener) -> MembershipListener:
-    """Register a callback run (inside the transaction) whenever a membership's status changes."""
-    _listeners.append(listener)
-    return listener
-
-
 def _changed(session: Session, membership: Membership) -> None:
+    """Every status change lands here: stamp it and queue the Discord sync for after the commit."""
+    from saleor_discord_app.memberships.discord_sync import schedule_sync
+
     membership.updated_at = utcnow()
     session.add(membership)
     session.flush()
-    for listener in _listeners:
-        listener(session, membership)
+    schedule_sync(session, membership)
 
 
 def _apply_order_state(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from celery import Task
+
 from saleor_discord_app.db import session_scope
-from saleor_discord_app.memberships import service
+from saleor_discord_app.discord.errors import RetryLater
+from saleor_discord_app.memberships import discord_sync, service
 from saleor_discord_app.worker import celery_app
 
 
@@ -12,3 +15,21 @@ def expire_due() -> int:
     """Beat, every 5 minutes: expire memberships past their end plus grace."""
     with session_scope() as session:
         return len(service.expire_due(session))
+
+
+@celery_app.task(
+    name="memberships.sync_membership",
+    bind=True,
+    acks_late=True,
+    max_retries=10,
+)
+def sync_membership(self: Task, membership_id: int) -> str:
+    """Make Discord match one membership; transient Discord failures retry with backoff."""
+    try:
+        with session_scope() as session:
+            return discord_sync.sync_membership(session, membership_id)
+    except RetryLater as exc:
+        countdown = exc.retry_after if exc.retry_after is not None else min(600, 10 * 2**self.request.retries)
+        with session_scope() as session:
+            discord_sync.record_retry(session, membership_id, str(exc))
+        raise self.retry(exc=exc, countdown=countdown) from exc
