@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     discord_client_secret: SecretStr = Field(SecretStr(""), description="Discord OAuth2 client secret.")
     discord_bot_token: SecretStr = Field(SecretStr(""), description="Discord bot token.")
     discord_public_key: str = Field("", description="Discord application public key (hex, Ed25519).")
+    discord_retry_backoff_seconds: float = Field(
+        0.5, description="First wait before retrying a Discord 5xx/network error in place (doubles each time)."
+    )
 
     smtp_host: str = Field("", description="Default SMTP host for welcome emails (per-store override).")
     smtp_port: int = Field(587, description="Default SMTP port.")

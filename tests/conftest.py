@@ -37,10 +37,14 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlmodel import Session, SQLModel, select  # noqa: E402
 
 from saleor_discord_app.db import get_engine, run_migrations, session_scope  # noqa: E402
+from saleor_discord_app.logging import configure_logging  # noqa: E402
 from saleor_discord_app.main import create_app  # noqa: E402
 from saleor_discord_app.models import Installation, WebhookEvent  # noqa: E402
 from saleor_discord_app.saleor.tasks import process_webhook_event  # noqa: E402
 from tests.fakes.saleor import FakeSaleor  # noqa: E402
+
+
+configure_logging()
 
 
 def _admin_engine() -> Any:
@@ -146,3 +150,32 @@ def process_pending_events() -> list[str]:
             select(WebhookEvent.id).where(WebhookEvent.processed_at.is_(None)).order_by(WebhookEvent.id)  # type: ignore[union-attr]
         ).all()
     return [process_webhook_event.run(event_id) for event_id in ids if event_id is not None]
+
+
+@pytest.fixture
+def fake_discord(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The fake Discord, in-process: every Discord call of the app goes to it (and is checked against
+    Discord's OpenAPI spec); settings carry its bot token, client id/secret, API base and public key."""
+    from pydantic import SecretStr
+
+    from saleor_discord_app.config import get_settings
+    from saleor_discord_app.discord import connect
+    from saleor_discord_app.discord.ratelimit import reset_registry
+    from tests.fakes.discord import FakeDiscord
+
+    fake = FakeDiscord()
+    settings = get_settings()
+    monkeypatch.setattr(settings, "discord_bot_token", SecretStr(fake.bot_token))
+    monkeypatch.setattr(settings, "discord_client_id", fake.client_id)
+    monkeypatch.setattr(settings, "discord_client_secret", SecretStr(fake.client_secret))
+    monkeypatch.setattr(settings, "discord_api_base_url", fake.api_base_url)
+    monkeypatch.setattr(settings, "discord_public_key", fake.public_key_hex)
+    monkeypatch.setattr(settings, "discord_retry_backoff_seconds", 0.001)
+    reset_registry()
+    connect.use_transport(fake.transport)
+    try:
+        yield fake
+    finally:
+        connect.use_transport(None)
+        reset_registry()
+    fake.assert_no_violations()

@@ -23,7 +23,12 @@ def bot_client() -> DiscordClient:
     token = settings.discord_bot_token.get_secret_value()
     if not token:
         raise NeedsAttention("The app has no Discord bot token: set SDA_DISCORD_BOT_TOKEN (see README).")
-    return DiscordClient(token, base_url=settings.discord_api_base_url, transport=_transport)
+    return DiscordClient(
+        token,
+        base_url=settings.discord_api_base_url,
+        transport=_transport,
+        backoff_base=settings.discord_retry_backoff_seconds,
+    )
 
 
 def oauth_client() -> DiscordOAuthClient:

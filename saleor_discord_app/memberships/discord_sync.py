@@ -198,8 +198,13 @@ def schedule_all(session: Session, memberships: Iterable[Membership]) -> None:
         schedule_sync(session, membership)
 
 
-def record_retry(session: Session, membership_id: int, error: str) -> None:
+def record_retry(session: Session, membership_id: int, error: str, *, final: bool = False) -> None:
     membership = session.get(Membership, membership_id)
-    if membership is not None:
+    if membership is None:
+        return
+    if final:
+        _needs_attention(session, membership, f"Discord kept failing after many retries ({error}); the "
+                         "5-minute check will try again, or press Resync.")
+    else:
         membership.last_error = f"Discord is busy or unreachable, retrying: {error}"[:1000]
         session.add(membership)

@@ -29,7 +29,10 @@ def sync_membership(self: Task, membership_id: int) -> str:
         with session_scope() as session:
             return discord_sync.sync_membership(session, membership_id)
     except RetryLater as exc:
-        countdown = exc.retry_after if exc.retry_after is not None else min(600, 10 * 2**self.request.retries)
+        final = self.request.retries >= (self.max_retries or 0)
         with session_scope() as session:
-            discord_sync.record_retry(session, membership_id, str(exc))
+            discord_sync.record_retry(session, membership_id, str(exc), final=final)
+        if final:
+            return "gave up: needs attention"
+        countdown = exc.retry_after if exc.retry_after is not None else min(600, 10 * 2**self.request.retries)
         raise self.retry(exc=exc, countdown=countdown) from exc

@@ -1,0 +1,1 @@
+"""Claim codes (F8): issue, redeem by ``/claim`` (HTTP interactions) or ``!claim`` messages (F13)."""
