@@ -82,5 +82,57 @@ def render_manifest(
     typer.echo(f"wrote {output}")
 
 
+@cli.command("register-commands")
+def register_commands(
+    guild: str = typer.Option(None, "--guild", help="Register in one server only (instant) instead of globally."),
+) -> None:
+    """Register the /claim slash command with Discord (run again after changing it)."""
+    from saleor_discord_app.claims.commands import register_commands as register
+    from saleor_discord_app.discord.connect import bot_client
+
+    application_id = get_settings().discord_client_id
+    if not application_id:
+        typer.echo("SDA_DISCORD_CLIENT_ID is not set", err=True)
+        raise typer.Exit(1)
+    with bot_client() as client:
+        registered = register(client, application_id, guild_id=guild or None)
+    where = f"in server {guild}" if guild else "globally (may take up to an hour to show)"
+    typer.echo(f"registered {', '.join('/' + c['name'] for c in registered)} {where}")
+
+
+@cli.command()
+def backfill(
+    rule: int = typer.Option(..., help="Access rule id whose product's past paid orders to grant."),
+    store: str = typer.Option(..., help="Saleor API URL of the store (https://…/graphql/)."),
+    page_size: int = typer.Option(50, help="Orders per GraphQL page."),
+    pause: float = typer.Option(0.5, help="Seconds to wait between pages (rate limit towards Saleor)."),
+) -> None:
+    """Create memberships for existing paid orders of a rule's product (resumable, with progress)."""
+    from saleor_discord_app.backfill import service
+    from saleor_discord_app.db import session_scope
+    from saleor_discord_app.saleor import repository
+
+    with session_scope() as session:
+        installation = repository.get_active_by_api_url(session, store)
+        if installation is None or installation.id is None:
+            raise typer.BadParameter(f"no active store with API URL {store}")
+        try:
+            job = service.start(session, installation.id, rule)
+        except service.BackfillError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        job_id = job.id
+    assert job_id is not None
+    result = service.run(
+        job_id,
+        page_size=page_size,
+        pause_seconds=pause,
+        on_progress=lambda j: typer.echo(
+            f"page {j.pages}: {j.orders_seen} orders seen, {j.orders_matched} matched, "
+            f"{j.memberships_created} memberships created"
+        ),
+    )
+    typer.echo(f"backfill {result.status}")
+
+
 def main() -> None:
     cli()

@@ -279,3 +279,21 @@ class ClaimAttempt(SQLModel, table=True):
     guild_id: str | None = Field(default=None, max_length=32)
     succeeded: bool = False
     created_at: datetime = _ts()
+
+
+class BackfillJob(SQLModel, table=True):
+    """Granting existing paid orders of a product after its rule was added; resumable from ``cursor``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    installation_id: int = Field(foreign_key="installation.id", index=True)
+    rule_id: int = Field(foreign_key="accessrule.id", index=True)
+    status: str = Field(default="queued", max_length=16)
+    """queued | running | done | failed"""
+    cursor: str | None = Field(default=None, max_length=512)
+    pages: int = 0
+    orders_seen: int = 0
+    orders_matched: int = 0
+    memberships_created: int = 0
+    error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _ts()
+    finished_at: datetime | None = _opt_ts()

@@ -22,6 +22,9 @@ log = structlog.get_logger(__name__)
 TASK_MODULES = [
     "saleor_discord_app.saleor.tasks",
     "saleor_discord_app.memberships.tasks",
+    "saleor_discord_app.app_config.tasks",
+    "saleor_discord_app.backfill.tasks",
+    "saleor_discord_app.claims.tasks",
 ]
 
 
@@ -43,6 +46,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     expiry = float(settings.expiry_interval_seconds)
     sweep = float(settings.webhook_redispatch_after_seconds)
     return {
+        "check-discord-servers": {"task": "discord.check_servers", "schedule": 300.0, "options": {"expires": 300.0}},
         "expire-memberships": {
             "task": "memberships.expire_due",
             "schedule": expiry,
@@ -52,6 +56,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "saleor.redispatch_webhook_events",
             "schedule": sweep,
             "options": {"expires": sweep},
+        },
+        "scan-claim-messages": {
+            "task": "claims.scan_messages",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
         },
     }
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 from gql import Client, gql
-from gql.transport.exceptions import TransportQueryError, TransportServerError
+from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError, TransportServerError
 from gql.transport.httpx import HTTPXTransport
 
 from saleor_discord_app.saleor.webhooks import load_graphql
@@ -23,11 +23,18 @@ class SaleorError(Exception):
 class SaleorClient:
     def __init__(self, saleor_api_url: str, app_token: str, *, timeout: float = 20.0) -> None:
         self.saleor_api_url = saleor_api_url
+
+        def _reject_unauthorized(response: httpx.Response) -> None:
+            # gql reports a 401 that carries a JSON error body as a query error; the status is what matters.
+            if response.status_code == 401:
+                raise SaleorUnauthorized(saleor_api_url)
+
         transport = HTTPXTransport(
             url=saleor_api_url,
             headers={"Authorization": f"Bearer {app_token}"},
             timeout=timeout,
             follow_redirects=False,
+            event_hooks={"response": [_reject_unauthorized]},
         )
         self._client = Client(transport=transport, fetch_schema_from_transport=False)
 
@@ -40,6 +47,13 @@ class SaleorClient:
             if exc.code == 401:
                 raise SaleorUnauthorized(self.saleor_api_url) from exc
             raise SaleorError(f"Saleor answered {exc.code}") from exc
+        except TransportConnectionFailed as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, SaleorUnauthorized):
+                raise cause from None
+            raise SaleorError(f"Saleor unreachable: {exc}") from exc
+        except SaleorUnauthorized:
+            raise
         except TransportQueryError as exc:
             raise SaleorError(f"Saleor returned errors: {exc.errors}") from exc
         except httpx.HTTPError as exc:

@@ -1,0 +1,1 @@
+"""Backfill: grant existing paid orders when a rule is added to a product (F18)."""
