@@ -32,12 +32,13 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     if settings.redis_url:
         return {"socket_connect_timeout": 2, "socket_timeout": 5}
     folder = (settings.data_dir / "broker").resolve()
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder / "out"),
         "data_folder_out": str(folder / "out"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
     }
 
