@@ -134,5 +134,44 @@ def backfill(
     typer.echo(f"backfill {result.status}")
 
 
+@cli.command()
+def doctor() -> None:
+    """Check configuration, database, broker, Discord reachability and bot permissions per server."""
+    from saleor_discord_app.doctor import run_checks
+
+    checks = run_checks()
+    for check in checks:
+        typer.echo(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+@cli.command("resend-invitations")
+def resend_invitations(
+    store: str = typer.Option(None, "--store", help="Only this store (its Saleor API URL)."),
+) -> None:
+    """Queue every due invitation reminder now (what beat does every 5 minutes)."""
+    from saleor_discord_app.db import session_scope
+    from saleor_discord_app.invitations import repository as invitations_repository
+    from saleor_discord_app.invitations.service import RESEND_BATCH, resend_due
+
+    installation_id: int | None = None
+    if store:
+        with session_scope() as session:
+            installation = invitations_repository.installation_by_api_url(session, store)
+            if installation is None:
+                typer.echo(f"no store with API URL {store}", err=True)
+                raise typer.Exit(1)
+            installation_id = installation.id
+    total = 0
+    while True:
+        with session_scope() as session:
+            scan = resend_due(session, installation_id=installation_id)
+        total += len(scan.queued)
+        if scan.examined < RESEND_BATCH:
+            break
+    typer.echo(f"queued {total} invitation(s)")
+
+
 def main() -> None:
     cli()

@@ -3,14 +3,15 @@ failures that need a person (hierarchy, permissions) ending in needs_attention w
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from sqlmodel import Session, select
 
 from saleor_discord_app.memberships import links, service
-from saleor_discord_app.memberships.tasks import sync_membership
+from saleor_discord_app.memberships.tasks import expire_due, sync_membership
 from saleor_discord_app.models import (
     AuditEvent,
     Installation,
@@ -112,17 +113,22 @@ def test_second_purchase_keeps_the_role_when_the_first_is_refunded(session: Sess
     (OnEndAction.KICK, "kicked"),
     (OnEndAction.SWAP_TO_ALUMNI, "alumni"),
 ])
-def test_on_end_actions_after_expiry(session: Session, store: int, guild: dict[str, str], fake_discord: Any,
-                                     action: OnEndAction, expected: str) -> None:
-    make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["vip"]], duration_days=1, grace_days=0,
+def test_on_end_actions_after_expiry_and_grace(session: Session, store: int, guild: dict[str, str],
+                                               fake_discord: Any, action: OnEndAction, expected: str) -> None:
+    paid_at = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["vip"]], duration_days=1, grace_days=2,
               on_end_action=action, alumni_role_id=guild["alumni"])
     fake_discord.add_member(guild["guild"], guild["user"])
     link(session, store, guild["user"])
-    membership = paid(session, store, "o1")
-    sync(session, membership)
-    assert service.expire_due(session, now=utcnow() + timedelta(days=1, minutes=1))
-    session.commit()
-    assert expected in sync(session, membership)
+    with time_machine.travel(paid_at, tick=False):
+        membership = paid(session, store, "o1")
+        sync(session, membership)
+    assert fake_discord.member_roles(guild["guild"], guild["user"]) == {guild["vip"]}
+    with time_machine.travel(paid_at + timedelta(days=2, hours=23), tick=False):  # ended, still in grace
+        assert expire_due.run() == 0
+    with time_machine.travel(paid_at + timedelta(days=3, minutes=1), tick=False):
+        assert expire_due.run() == 1
+        assert expected in sync(session, membership)
     roles = fake_discord.member_roles(guild["guild"], guild["user"])
     if action == OnEndAction.KICK:
         assert roles is None
@@ -130,6 +136,7 @@ def test_on_end_actions_after_expiry(session: Session, store: int, guild: dict[s
         assert roles == {guild["alumni"]}
     else:
         assert roles == set()
+    assert session.get(Membership, membership.id).status == MembershipStatus.EXPIRED  # type: ignore[union-attr]
 
 
 def test_role_above_the_bot_needs_attention_and_is_not_retried(session: Session, store: int,
