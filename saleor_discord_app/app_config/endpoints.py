@@ -1,4 +1,8 @@
-"""Access-rule API for the Dashboard extension (authenticated with the Dashboard's JWT)."""
+"""Access-rule API for the Dashboard extension (authenticated with the Dashboard's JWT).
+
+``router`` is everything ``app_config`` serves: the rules API below plus the Discord servers API and the bot
+install flow of ``server_endpoints``.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,16 @@ from sqlmodel import Session
 
 from saleor_discord_app.app_config import repository, service
 from saleor_discord_app.app_config.schemas import RuleCreate, RuleRead, RuleUpdate
+from saleor_discord_app.app_config.server_endpoints import router as servers_router
 from saleor_discord_app.db import get_session
 from saleor_discord_app.saleor.auth import DashboardUser, dashboard_user
 
-router = APIRouter(prefix="/api/rules", tags=["rules"])
+rules_router = APIRouter(prefix="/api/rules", tags=["rules"])
 ProductStaff = Annotated[DashboardUser, Depends(dashboard_user("MANAGE_PRODUCTS"))]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-@router.get("", response_model=list[RuleRead])
+@rules_router.get("", response_model=list[RuleRead])
 def list_rules(
     user: ProductStaff,
     session: SessionDep,
@@ -28,13 +33,13 @@ def list_rules(
     return [RuleRead.model_validate(rule) for rule in rules]
 
 
-@router.post("", response_model=RuleRead, status_code=201)
+@rules_router.post("", response_model=RuleRead, status_code=201)
 def create_rule(body: RuleCreate, user: ProductStaff, session: SessionDep) -> RuleRead:
     rule = service.create_rule(session, user.installation_id, body, by=user.email or user.user_id)
     return RuleRead.model_validate(rule)
 
 
-@router.get("/{rule_id}", response_model=RuleRead)
+@rules_router.get("/{rule_id}", response_model=RuleRead)
 def get_rule(rule_id: int, user: ProductStaff, session: SessionDep) -> RuleRead:
     rule = repository.get_rule(session, user.installation_id, rule_id)
     if rule is None:
@@ -42,7 +47,7 @@ def get_rule(rule_id: int, user: ProductStaff, session: SessionDep) -> RuleRead:
     return RuleRead.model_validate(rule)
 
 
-@router.patch("/{rule_id}", response_model=RuleRead)
+@rules_router.patch("/{rule_id}", response_model=RuleRead)
 def update_rule(rule_id: int, body: RuleUpdate, user: ProductStaff, session: SessionDep) -> RuleRead:
     rule = repository.get_rule(session, user.installation_id, rule_id)
     if rule is None:
@@ -52,3 +57,8 @@ def update_rule(rule_id: int, body: RuleUpdate, user: ProductStaff, session: Ses
     except service.RuleInvalid as exc:
         raise HTTPException(422, str(exc)) from exc
     return RuleRead.model_validate(rule)
+
+
+router = APIRouter()
+router.include_router(rules_router)
+router.include_router(servers_router)

@@ -71,3 +71,45 @@ class RuleRead(RuleCreate):
     preflight_problems: list[str]
     created_at: datetime
     updated_at: datetime
+
+
+class BotInstallUrl(BaseModel):
+    url: str
+
+
+class ServerRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    guild_id: str
+    name: str
+    bot_permissions: int
+    verification_channel_id: str | None
+    health_problems: list[str]
+    last_checked_at: datetime | None
+    last_reconciled_at: datetime | None
+    created_at: datetime
+
+
+class ServerUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verification_channel_id: str | None = Field(
+        None, pattern=SNOWFLAKE, description="Channel where customers type !claim CODE; null = none"
+    )
+
+
+class RoleOption(BaseModel):
+    id: str
+    name: str
+    position: int
+    color: int
+    above_bot: bool = Field(description="The bot's highest role is not above this role: it cannot give it")
+
+
+class ChannelOption(BaseModel):
+    id: str
+    name: str
+    type: int
+    position: int
+    parent_id: str | None

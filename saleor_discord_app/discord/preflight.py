@@ -40,6 +40,9 @@ assert BOT_PERMISSIONS == 268502019
 
 CATEGORY_CHANNEL = 4
 
+RULE_CHANNEL_NEEDS = ((VIEW_CHANNEL, "View Channel"), (CREATE_INSTANT_INVITE, "Create Invite"))
+VERIFICATION_CHANNEL_NEEDS = ((VIEW_CHANNEL, "View Channel"), (READ_MESSAGE_HISTORY, "Read Message History"))
+
 BOT_NOT_IN_SERVER = (
     "The bot is not in this Discord server (it was removed, or the server was deleted). Install the bot into "
     "the server again from the app's page."
@@ -164,6 +167,7 @@ def evaluate(
     channel_id: str | None = None,
     alumni_role_id: str | None = None,
     channel_label: str = "channel",
+    channel_needs: Sequence[tuple[int, str]] = RULE_CHANNEL_NEEDS,
 ) -> list[str]:
     """Check a configuration against an already read server (no Discord calls)."""
     problems: list[str] = []
@@ -178,7 +182,7 @@ def evaluate(
             f"Settings → Roles → “{bot_role_name}” and turn on {listed} (or install the bot again from the "
             "app's page, which asks for exactly these)."
         )
-    checked: set[str] = set()
+    checked: set[tuple[str, str]] = set()
     for label, role_id in [("role", r) for r in role_ids] + [("alumni role", alumni_role_id)]:
         if not role_id or (label, role_id) in checked:
             continue
@@ -187,7 +191,7 @@ def evaluate(
         if problem:
             problems.append(problem)
     if channel_id:
-        problem = _channel_problem(snapshot, channel_id, channel_label, bot_role_name)
+        problem = _channel_problem(snapshot, channel_id, channel_label, channel_needs, bot_role_name)
         if problem:
             problems.append(problem)
     return problems
@@ -219,7 +223,9 @@ def _role_problem(snapshot: GuildSnapshot, role_id: str, label: str, bot_role_na
     return None
 
 
-def _channel_problem(snapshot: GuildSnapshot, channel_id: str, label: str, bot_role_name: str) -> str | None:
+def _channel_problem(
+    snapshot: GuildSnapshot, channel_id: str, label: str, needs: Sequence[tuple[int, str]], bot_role_name: str
+) -> str | None:
     if snapshot.channels is None:
         return None
     channel = snapshot.channels.get(channel_id)
@@ -232,11 +238,7 @@ def _channel_problem(snapshot: GuildSnapshot, channel_id: str, label: str, bot_r
     guild_perms = snapshot.permissions
     perms = snapshot.channel_permissions(channel)
     # Server-wide gaps are already reported once; here only what the channel's own settings take away.
-    lost = [
-        title
-        for bit, title in ((VIEW_CHANNEL, "View Channel"), (CREATE_INSTANT_INVITE, "Create Invite"))
-        if guild_perms & bit and not perms & bit
-    ]
+    lost = [title for bit, title in needs if guild_perms & bit and not perms & bit]
     if lost:
         listed = _join(lost)
         return (

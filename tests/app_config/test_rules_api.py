@@ -26,7 +26,8 @@ def test_staff_with_manage_products_creates_lists_and_changes_rules(client: Test
     created = client.post("/api/rules", json=body(name="VIP"), headers=auth)
     assert created.status_code == 201, created.text
     rule = created.json()
-    assert rule["name"] == "VIP" and rule["on_end_action"] == "remove_role"
+    assert rule["name"] == "VIP"
+    assert rule["on_end_action"] == "remove_role"
     listed = client.get("/api/rules", params={"product_id": "UHJvZHVjdDox"}, headers=auth)
     assert [r["id"] for r in listed.json()] == [rule["id"]]
     assert client.get("/api/rules", params={"product_id": "other"}, headers=auth).json() == []
@@ -34,7 +35,8 @@ def test_staff_with_manage_products_creates_lists_and_changes_rules(client: Test
     assert changed.status_code == 200
     assert (changed.json()["grace_days"], changed.json()["duration_days"]) == (2, 60)
     bad = client.patch(f"/api/rules/{rule['id']}", json={"on_end_action": "swap_to_alumni"}, headers=auth)
-    assert bad.status_code == 422 and "alumni_role_id" in bad.text
+    assert bad.status_code == 422
+    assert "alumni_role_id" in bad.text
     assert client.get(f"/api/rules/{rule['id'] + 100}", headers=auth).status_code == 404
 
 
