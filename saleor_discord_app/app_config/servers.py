@@ -126,7 +126,13 @@ def check_server_health(session: Session, server_id: int) -> str:
     return "problems" if problems else "ok"
 
 
+CLAIM_SCAN_HINT_PREFIX = "Claim messages: "
+"""Hints the `!claim` scan keeps in health_problems; the pre-flight check leaves them alone."""
+
+
 def _set_health(session: Session, server: DiscordServer, problems: list[str]) -> None:
+    scan_hints = [p for p in server.health_problems if p.startswith(CLAIM_SCAN_HINT_PREFIX)]
+    problems = [*problems, *(hint for hint in scan_hints if hint not in problems)]
     if problems != list(server.health_problems):
         audit.record(session, "discord.server.health", "; ".join(problems) or "The Discord server is healthy.",
                      installation_id=server.installation_id, server_id=server.id, guild_id=server.guild_id,
@@ -172,6 +178,8 @@ def update_server(session: Session, server: DiscordServer, changes: dict[str, An
             raise ServerInvalid(exc.reason) from exc
         if channel_id not in {c["id"] for c in _channel_options(snapshot)}:
             raise ServerInvalid(f"The channel {channel_id} is not a channel of the Discord server “{server.name}”.")
+    if "verification_channel_id" in changes and channel_id != server.verification_channel_id:
+        server.last_claim_message_id = None  # message ids of the old channel mean nothing in the new one
     for key, value in changes.items():
         setattr(server, key, value)
     session.add(server)

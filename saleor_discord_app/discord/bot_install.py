@@ -21,7 +21,7 @@ from saleor_discord_app.app_config import repository, servers
 from saleor_discord_app.config import get_settings
 from saleor_discord_app.discord import connect
 from saleor_discord_app.discord.errors import DiscordError, InvalidUserToken, RetryLater
-from saleor_discord_app.discord.preflight import BOT_PERMISSIONS
+from saleor_discord_app.discord.preflight import BOT_PERMISSIONS, INSTALL_PERMISSIONS
 from saleor_discord_app.models import DiscordServer, Installation, InstallationStatus
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,7 @@ def authorize_url(installation_id: int, *, guild_id: str | None = None) -> str:
     params = {
         "client_id": settings.discord_client_id,
         "scope": BOT_SCOPES,
-        "permissions": str(BOT_PERMISSIONS),
+        "permissions": str(INSTALL_PERMISSIONS),
         "response_type": "code",
         "redirect_uri": redirect_uri(),
         "integration_type": GUILD_INSTALL,

@@ -24,6 +24,7 @@ CREATE_INSTANT_INVITE = 1 << 0
 KICK_MEMBERS = 1 << 1
 ADMINISTRATOR = 1 << 3
 VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
 READ_MESSAGE_HISTORY = 1 << 16
 MANAGE_ROLES = 1 << 28
 ALL_PERMISSIONS = (1 << 53) - 1
@@ -37,11 +38,16 @@ REQUIRED_PERMISSIONS: dict[int, str] = {
 }
 BOT_PERMISSIONS = sum(REQUIRED_PERMISSIONS)  # 268502019, what the bot install asks for
 assert BOT_PERMISSIONS == 268502019
+INSTALL_PERMISSIONS = BOT_PERMISSIONS | SEND_MESSAGES  # 268504067: also answer `!claim` in the channel
 
 CATEGORY_CHANNEL = 4
 
 RULE_CHANNEL_NEEDS = ((VIEW_CHANNEL, "View Channel"), (CREATE_INSTANT_INVITE, "Create Invite"))
-VERIFICATION_CHANNEL_NEEDS = ((VIEW_CHANNEL, "View Channel"), (READ_MESSAGE_HISTORY, "Read Message History"))
+VERIFICATION_CHANNEL_NEEDS = (
+    (VIEW_CHANNEL, "View Channel"),
+    (READ_MESSAGE_HISTORY, "Read Message History"),
+    (SEND_MESSAGES, "Send Messages"),
+)
 
 BOT_NOT_IN_SERVER = (
     "The bot is not in this Discord server (it was removed, or the server was deleted). Install the bot into "

@@ -52,7 +52,7 @@ def test_authorize_url_asks_for_least_privilege_and_binds_the_store(
     assert query == {
         "client_id": discord_fake.client_id,
         "scope": "bot applications.commands",
-        "permissions": "268502019",
+        "permissions": "268504067",
         "response_type": "code",
         "redirect_uri": CALLBACK,
         "integration_type": "0",
@@ -76,7 +76,7 @@ def test_round_trip_stores_the_guild_of_the_token_response(
     decoy = discord_fake.add_guild("Someone Else's Server", bot_in_guild=False)
     callback = owner_approves(discord_fake, authorize(client, fake_saleor, guild_id=guild))
     assert callback["guild_id"] == guild
-    assert callback["permissions"] == "268502019"
+    assert callback["permissions"] == "268504067"
     assert servers(session) == []
 
     lied = {**callback, "guild_id": decoy}  # the query string is only a hint and can be edited
@@ -208,7 +208,7 @@ def test_callback_lists_problems_found_by_the_preflight(
     session: Session,
 ) -> None:
     guild = discord_fake.add_guild("Weak Bot", bot_in_guild=False)
-    url = authorize(client, fake_saleor, guild_id=guild).replace("268502019", str(268502019 & ~MANAGE_ROLES))
+    url = authorize(client, fake_saleor, guild_id=guild).replace("268504067", str(268504067 & ~MANAGE_ROLES))
     response = client.get("/discord/bot/callback", params=owner_approves(discord_fake, url))
     assert response.status_code == 200
     assert "The bot was added to <strong>Weak Bot</strong>" in response.text
