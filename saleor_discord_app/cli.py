@@ -173,5 +173,30 @@ def resend_invitations(
     typer.echo(f"queued {total} invitation(s)")
 
 
+@cli.command()
+def reconcile(
+    store: str = typer.Option(None, "--store", help="Only this store (its Saleor API URL)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing in Discord or the database."),
+) -> None:
+    """Run the subscription check now, in this process, and print the plan or the result per Discord server."""
+    from saleor_discord_app.db import session_scope
+    from saleor_discord_app.reconcile import repository as reconcile_repository
+    from saleor_discord_app.reconcile import service as reconcile_service
+
+    with session_scope() as session:
+        server_ids = reconcile_repository.servers_to_reconcile(session, store)
+    if not server_ids:
+        typer.echo(f"no Discord server to check{f' for {store}' if store else ''}")
+        return
+    failed = False
+    for server_id in server_ids:
+        with session_scope() as session:
+            result = reconcile_service.reconcile_server(session, server_id, dry_run=dry_run)
+        typer.echo(result.render())
+        failed = failed or result.status == "problem"
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     cli()

@@ -22,9 +22,11 @@ log = structlog.get_logger(__name__)
 TASK_MODULES = [
     "saleor_discord_app.saleor.tasks",
     "saleor_discord_app.memberships.tasks",
+    "saleor_discord_app.reconcile.tasks",
     "saleor_discord_app.app_config.tasks",
     "saleor_discord_app.backfill.tasks",
     "saleor_discord_app.claims.tasks",
+    "saleor_discord_app.invitations.tasks",
 ]
 
 
@@ -53,6 +55,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": expiry,
             "options": {"expires": expiry},
         },
+        "reconcile-servers": {"task": "reconcile.reconcile_all", "schedule": 300.0, "options": {"expires": 300.0}},
         "redispatch-webhook-events": {
             "task": "saleor.redispatch_webhook_events",
             "schedule": sweep,
@@ -60,6 +63,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         "scan-claim-messages": {
             "task": "claims.scan_messages",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
+        },
+        "resend-invitations": {
+            "task": "invitations.resend_due",
             "schedule": 300.0,
             "options": {"expires": 300.0},
         },

@@ -126,12 +126,12 @@ def check_server_health(session: Session, server_id: int) -> str:
     return "problems" if problems else "ok"
 
 
-CLAIM_SCAN_HINT_PREFIX = "Claim messages: "
-"""Hints the `!claim` scan keeps in health_problems; the pre-flight check leaves them alone."""
+OTHER_CHECKS_PREFIXES = ("Claim messages: ", "Subscription check: ")
+"""Entries the `!claim` scan and the subscription check keep in health_problems; the pre-flight leaves them."""
 
 
 def _set_health(session: Session, server: DiscordServer, problems: list[str]) -> None:
-    scan_hints = [p for p in server.health_problems if p.startswith(CLAIM_SCAN_HINT_PREFIX)]
+    scan_hints = [p for p in server.health_problems if p.startswith(OTHER_CHECKS_PREFIXES)]
     problems = [*problems, *(hint for hint in scan_hints if hint not in problems)]
     if problems != list(server.health_problems):
         audit.record(session, "discord.server.health", "; ".join(problems) or "The Discord server is healthy.",
