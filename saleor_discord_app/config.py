@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
@@ -65,6 +66,12 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _no_dev_secret_in_production(self) -> Self:
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            raise ValueError("SDA_SECRET_KEY must be set to a real secret in production")
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, create_engine
 
@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_ROOT / "migrations"
+MIGRATION_LOCK_KEY = 7_318_201_944  # any constant: the advisory lock that serialises migrations
 
 
 @lru_cache
@@ -97,7 +98,18 @@ def run_migrations() -> None:
     from alembic import command
     from alembic.config import Config
 
+    engine = get_engine()
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["engine"] = get_engine()
-    command.upgrade(config, "head")
+    config.attributes["engine"] = engine
+    if engine.dialect.name != "postgresql":
+        command.upgrade(config, "head")
+        return
+    # Several api workers or replicas start together: one migrates, the others wait and find nothing to do.
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            command.upgrade(config, "head")
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()

@@ -81,7 +81,7 @@ class PartialRefundPolicy(StrEnum):
     REVOKE = "revoke"
     """Any refund ends access."""
     REVOKE_REFUNDED_LINES = "revoke_refunded_lines"
-    """Access ends when the refunded amount reaches the order total (line detail is not in the payload)."""
+    """Access of an order line ends when a successful granted refund lists that line."""
 
 
 class AccessRule(SQLModel, table=True):

@@ -97,13 +97,13 @@ def create_celery(settings: Settings | None = None) -> Celery:
 celery_app = create_celery()
 
 
-def send_task_now(task: Task, *args: Any) -> None:
+def send_task_now(task: Task[Any, Any], *args: Any) -> None:
     """Publish without Celery's connection retries, so a dead broker fails fast (the sweep retries)."""
     task.apply_async(args=args, retry=False)
 
 
 def enqueue_after_commit(
-    session: OrmSession, task: Task, *args: Any, on_failure: Callable[[], None] | None = None
+    session: OrmSession, task: Task[Any, Any], *args: Any, on_failure: Callable[[], None] | None = None
 ) -> None:
     """Dispatch ``task(*args)`` once the session commits; nothing is sent if it rolls back."""
 

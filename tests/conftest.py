@@ -43,7 +43,6 @@ from saleor_discord_app.models import Installation, WebhookEvent  # noqa: E402
 from saleor_discord_app.saleor.tasks import process_webhook_event  # noqa: E402
 from tests.fakes.saleor import FakeSaleor  # noqa: E402
 
-
 configure_logging()
 
 
@@ -123,12 +122,20 @@ def installation(client: TestClient, fake_saleor: FakeSaleor) -> Installation:
     return install(client, fake_saleor)
 
 
-def deliver(client: TestClient, fake: FakeSaleor, event: str, payload: dict[str, Any] | bytes, *,
-            slug: str | None = None, signature: str | None = None) -> Any:
+def deliver(
+    client: TestClient,
+    fake: FakeSaleor,
+    event: str,
+    payload: dict[str, Any] | bytes,
+    *,
+    slug: str | None = None,
+    signature: str | None = None,
+) -> Any:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     slug = slug or SLUG_FOR_EVENT[event]
-    return client.post(f"/api/saleor/webhooks/{slug}", content=body,
-                       headers=fake.webhook_headers(event, body, signature=signature))
+    return client.post(
+        f"/api/saleor/webhooks/{slug}", content=body, headers=fake.webhook_headers(event, body, signature=signature)
+    )
 
 
 SLUG_FOR_EVENT = {

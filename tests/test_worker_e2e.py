@@ -26,8 +26,9 @@ from tests.fakes.saleor import FakeSaleor
 @pytest.fixture
 def celery_worker() -> Iterator[None]:
     celery_app.control.purge() if worker.get_settings().redis_url else None
-    with start_worker(celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING",
-                      shutdown_timeout=30):
+    with start_worker(
+        celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
+    ):
         yield
 
 
@@ -45,8 +46,9 @@ def membership_statuses(session: Session) -> list[str]:
     return [m.status for m in session.exec(select(Membership))]
 
 
-def test_webhook_in_membership_out(client: TestClient, fake_saleor: FakeSaleor, installation: Installation,
-                                   session: Session, celery_worker: None) -> None:
+def test_webhook_in_membership_out(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session, celery_worker: None
+) -> None:
     assert installation.id is not None
     make_rule(session, installation.id)
     response = deliver(client, fake_saleor, "ORDER_FULLY_PAID", paid_payload())
@@ -58,9 +60,13 @@ def test_webhook_in_membership_out(client: TestClient, fake_saleor: FakeSaleor, 
     assert all(event.processed_at is not None and event.attempts == 1 for event in events)
 
 
-def test_event_the_broker_refused_is_dispatched_by_the_sweep(client: TestClient, fake_saleor: FakeSaleor,
-                                                             installation: Installation, session: Session,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_event_the_broker_refused_is_dispatched_by_the_sweep(
+    client: TestClient,
+    fake_saleor: FakeSaleor,
+    installation: Installation,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert installation.id is not None
     make_rule(session, installation.id)
 

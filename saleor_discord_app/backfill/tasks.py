@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task
 
 from saleor_discord_app.backfill import service
@@ -10,7 +12,7 @@ from saleor_discord_app.worker import celery_app
 
 
 @celery_app.task(name="backfill.run", bind=True, acks_late=True, max_retries=5)
-def run_backfill(self: Task, job_id: int) -> str:
+def run_backfill(self: Task[Any, Any], job_id: int) -> str:
     """Run or resume one backfill job; a Saleor outage retries from the saved cursor."""
     try:
         job = service.run(job_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import structlog
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
 from saleor_discord_app import audit
@@ -64,8 +65,10 @@ def roles_still_granted(
         .join(AccessRule, col(AccessRule.id) == Membership.rule_id)
         .join(
             CustomerLink,
-            (CustomerLink.installation_id == Membership.installation_id)
-            & (CustomerLink.customer_email == Membership.customer_email),
+            and_(
+                col(CustomerLink.installation_id) == col(Membership.installation_id),
+                col(CustomerLink.customer_email) == col(Membership.customer_email),
+            ),
         )
         .where(
             Membership.installation_id == installation_id,

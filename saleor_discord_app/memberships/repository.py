@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
 from saleor_discord_app.models import (
@@ -20,11 +20,11 @@ def rules_for_line(
     session: Session, installation_id: int, product_id: str | None, variant_id: str | None
 ) -> Sequence[AccessRule]:
     """Active rules matching an order line: a rule on the variant, or a rule on the whole product."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if variant_id:
-        conditions.append(AccessRule.variant_id == variant_id)
+        conditions.append(col(AccessRule.variant_id) == variant_id)
     if product_id:
-        conditions.append((AccessRule.product_id == product_id) & col(AccessRule.variant_id).is_(None))
+        conditions.append(and_(col(AccessRule.product_id) == product_id, col(AccessRule.variant_id).is_(None)))
     if not conditions:
         return []
     return session.exec(
@@ -100,11 +100,11 @@ def has_unending_live_membership(
 def live_memberships_of_customer(
     session: Session, installation_id: int, *, saleor_user_id: str | None, email: str | None
 ) -> Sequence[Membership]:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if saleor_user_id:
-        conditions.append(Membership.saleor_user_id == saleor_user_id)
+        conditions.append(col(Membership.saleor_user_id) == saleor_user_id)
     if email:
-        conditions.append(Membership.customer_email == email)
+        conditions.append(col(Membership.customer_email) == email)
     if not conditions:
         return []
     return session.exec(

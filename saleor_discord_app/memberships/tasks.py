@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task
 
 from saleor_discord_app.db import session_scope
@@ -23,7 +25,7 @@ def expire_due() -> int:
     acks_late=True,
     max_retries=10,
 )
-def sync_membership(self: Task, membership_id: int) -> str:
+def sync_membership(self: Task[Any, Any], membership_id: int) -> str:
     """Make Discord match one membership; transient Discord failures retry with backoff."""
     try:
         with session_scope() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from celery import Task
@@ -29,7 +30,7 @@ STUCK_AFTER = timedelta(minutes=15)
     retry_backoff=5,
     retry_backoff_max=600,
 )
-def process_webhook_event(self: Task, event_id: int) -> str:
+def process_webhook_event(self: Task[Any, Any], event_id: int) -> str:
     """Apply one recorded event. Idempotent: a processed event is left alone."""
     try:
         with session_scope() as session:

@@ -20,8 +20,9 @@ def body(**overrides: object) -> dict[str, object]:
     return {"product_id": "UHJvZHVjdDox", "guild_id": GUILD, "role_ids": [ROLE], "duration_days": 30, **overrides}
 
 
-def test_staff_with_manage_products_creates_lists_and_changes_rules(client: TestClient, fake_saleor: FakeSaleor,
-                                                                    installation: Installation) -> None:
+def test_staff_with_manage_products_creates_lists_and_changes_rules(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation
+) -> None:
     auth = headers(fake_saleor, fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"]))
     created = client.post("/api/rules", json=body(name="VIP"), headers=auth)
     assert created.status_code == 201, created.text
@@ -40,11 +41,19 @@ def test_staff_with_manage_products_creates_lists_and_changes_rules(client: Test
     assert client.get(f"/api/rules/{rule['id'] + 100}", headers=auth).status_code == 404
 
 
-def test_invalid_rules_are_refused(client: TestClient, fake_saleor: FakeSaleor, installation: Installation,
-                                   session: Session) -> None:
+def test_invalid_rules_are_refused(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     auth = headers(fake_saleor, fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"]))
-    for bad in (body(product_id=None), body(role_ids=[]), body(role_ids=[GUILD]), body(guild_id="abc"),
-                body(duration_days=0), body(on_end_action="swap_to_alumni"), body(unknown_field=1)):
+    for bad in (
+        body(product_id=None),
+        body(role_ids=[]),
+        body(role_ids=[GUILD]),
+        body(guild_id="abc"),
+        body(duration_days=0),
+        body(on_end_action="swap_to_alumni"),
+        body(unknown_field=1),
+    ):
         assert client.post("/api/rules", json=bad, headers=auth).status_code == 422, bad
     assert session.exec(select(func.count()).select_from(AccessRule)).one() == 0
 
@@ -53,8 +62,10 @@ def test_token_checks(client: TestClient, fake_saleor: FakeSaleor, installation:
     cases = {
         "missing permission": (fake_saleor.dashboard_token(permissions=["MANAGE_ORDERS"]), 403),
         "another app": (fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"], app="QXBwOjk5"), 401),
-        "wrong issuer": (fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"],
-                                                     issuer="http://127.0.0.1:1/graphql/"), 401),
+        "wrong issuer": (
+            fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"], issuer="http://127.0.0.1:1/graphql/"),
+            401,
+        ),
         "expired": (fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"], expires_in=-60), 401),
         "foreign key": (fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"], key=new_rsa_key()), 401),
         "garbage": ("not-a-token", 401),
@@ -63,16 +74,23 @@ def test_token_checks(client: TestClient, fake_saleor: FakeSaleor, installation:
         response = client.get("/api/rules", headers=headers(fake_saleor, token))
         assert response.status_code == status, name
     assert client.get("/api/rules").status_code == 401
-    unknown = {"authorization-bearer": fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"]),
-               "saleor-api-url": "http://127.0.0.1:9/graphql/"}
+    unknown = {
+        "authorization-bearer": fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"]),
+        "saleor-api-url": "http://127.0.0.1:9/graphql/",
+    }
     assert client.get("/api/rules", headers=unknown).status_code == 401
     ok = fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"])
-    assert client.get("/api/rules", headers={"Authorization": f"Bearer {ok}",
-                                             "saleor-api-url": fake_saleor.api_url}).status_code == 200
+    assert (
+        client.get(
+            "/api/rules", headers={"Authorization": f"Bearer {ok}", "saleor-api-url": fake_saleor.api_url}
+        ).status_code
+        == 200
+    )
 
 
-def test_rules_are_scoped_to_their_store(client: TestClient, fake_saleor: FakeSaleor,
-                                         installation: Installation) -> None:
+def test_rules_are_scoped_to_their_store(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation
+) -> None:
     from tests.conftest import install
 
     auth = headers(fake_saleor, fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"]))

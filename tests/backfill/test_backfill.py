@@ -47,8 +47,9 @@ def replay_pages(fake: FakeSaleor) -> list[dict[str, Any]]:
     return fake.graphql_requests
 
 
-def test_backfill_creates_memberships_for_past_paid_orders(client: TestClient, fake_saleor: FakeSaleor,
-                                                           installation: Installation, session: Session) -> None:
+def test_backfill_creates_memberships_for_past_paid_orders(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     assert installation.id is not None
     rule = make_rule(session, installation.id, product_id="UHJvZHVjdDoxNjU=", duration_days=30)
     assert rule.id is not None
@@ -61,7 +62,10 @@ def test_backfill_creates_memberships_for_past_paid_orders(client: TestClient, f
         finished = service.run(job.id, page_size=3, pause_seconds=0, on_progress=lambda j: progress.append(j.pages))
     assert progress == [1, 2]
     assert finished.status == "done"
-    assert [r["variables"]["after"] for r in requests[-2:]] == [None, PAGES[0]["data"]["orders"]["pageInfo"]["endCursor"]]
+    assert [r["variables"]["after"] for r in requests[-2:]] == [
+        None,
+        PAGES[0]["data"]["orders"]["pageInfo"]["endCursor"],
+    ]
     session.expire_all()
     rows = {m.order_number: m for m in session.exec(select(Membership))}
     # Order 22 is another product; 23 was cancelled.
@@ -81,12 +85,15 @@ def test_backfill_creates_memberships_for_past_paid_orders(client: TestClient, f
     assert len(session.exec(select(Membership)).all()) == 3
 
 
-def test_backfill_api_starts_a_job_and_shows_progress(client: TestClient, fake_saleor: FakeSaleor,
-                                                      installation: Installation, session: Session) -> None:
+def test_backfill_api_starts_a_job_and_shows_progress(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     assert installation.id is not None
     rule = make_rule(session, installation.id, product_id="UHJvZHVjdDoxNjU=")
-    auth = {"authorization-bearer": fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"]),
-            "saleor-api-url": fake_saleor.api_url}
+    auth = {
+        "authorization-bearer": fake_saleor.dashboard_token(permissions=["MANAGE_PRODUCTS"]),
+        "saleor-api-url": fake_saleor.api_url,
+    }
     started = client.post("/api/backfill", json={"rule_id": rule.id}, headers=auth)
     assert started.status_code == 202, started.text
     job_id = started.json()["id"]
@@ -100,8 +107,9 @@ def test_backfill_api_starts_a_job_and_shows_progress(client: TestClient, fake_s
     assert client.get(f"/api/backfill/{job_id}", headers=orders_staff).status_code == 403
 
 
-def test_backfill_stops_and_uninstalls_on_401(client: TestClient, fake_saleor: FakeSaleor,
-                                              installation: Installation, session: Session) -> None:
+def test_backfill_stops_and_uninstalls_on_401(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     from saleor_discord_app.saleor.client import SaleorUnauthorized
 
     assert installation.id is not None

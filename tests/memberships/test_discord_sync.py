@@ -48,17 +48,26 @@ def guild(fake_discord: Any) -> dict[str, str]:
 
 
 def paid(session: Session, store: int, order: str, *, product: str = "UHJvZHVjdDox", email: str = EMAIL) -> Membership:
-    [membership] = service.order_paid(session, store, service.PaidOrder(
-        order_id=order, number=order, customer_email=email, saleor_user_id=None,
-        lines=[service.PaidLine(line_id=f"line-{order}", product_id=product, variant_id=None)],
-    ), utcnow())
+    [membership] = service.order_paid(
+        session,
+        store,
+        service.PaidOrder(
+            order_id=order,
+            number=order,
+            customer_email=email,
+            saleor_user_id=None,
+            lines=[service.PaidLine(line_id=f"line-{order}", product_id=product, variant_id=None)],
+        ),
+        utcnow(),
+    )
     session.commit()
     return membership
 
 
 def link(session: Session, store: int, discord_user_id: str) -> None:
-    links.link_customer(session, store, customer_email=EMAIL, discord_user_id=discord_user_id,
-                        via=LinkMethod.CLAIM_SLASH)
+    links.link_customer(
+        session, store, customer_email=EMAIL, discord_user_id=discord_user_id, via=LinkMethod.CLAIM_SLASH
+    )
     session.commit()
 
 
@@ -69,8 +78,9 @@ def sync(session: Session, membership: Membership) -> str:
     return result
 
 
-def test_linked_member_gets_the_role_and_status_active(session: Session, store: int, guild: dict[str, str],
-                                                       fake_discord: Any) -> None:
+def test_linked_member_gets_the_role_and_status_active(
+    session: Session, store: int, guild: dict[str, str], fake_discord: Any
+) -> None:
     make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["vip"]])
     fake_discord.add_member(guild["guild"], guild["user"])
     membership = paid(session, store, "o1")
@@ -88,8 +98,9 @@ def test_linked_member_gets_the_role_and_status_active(session: Session, store: 
     assert "o1" in reason and "paid" in reason
 
 
-def test_second_purchase_keeps_the_role_when_the_first_is_refunded(session: Session, store: int,
-                                                                   guild: dict[str, str], fake_discord: Any) -> None:
+def test_second_purchase_keeps_the_role_when_the_first_is_refunded(
+    session: Session, store: int, guild: dict[str, str], fake_discord: Any
+) -> None:
     make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["vip"]])
     make_rule(session, store, product_id="UHJvZHVjdDoy", guild_id=guild["guild"], role_ids=[guild["vip"]])
     fake_discord.add_member(guild["guild"], guild["user"])
@@ -108,16 +119,28 @@ def test_second_purchase_keeps_the_role_when_the_first_is_refunded(session: Sess
     assert fake_discord.member_roles(guild["guild"], guild["user"]) == set()
 
 
-@pytest.mark.parametrize(("action", "expected"), [
-    (OnEndAction.REMOVE_ROLE, "removed"),
-    (OnEndAction.KICK, "kicked"),
-    (OnEndAction.SWAP_TO_ALUMNI, "alumni"),
-])
-def test_on_end_actions_after_expiry_and_grace(session: Session, store: int, guild: dict[str, str],
-                                               fake_discord: Any, action: OnEndAction, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (OnEndAction.REMOVE_ROLE, "removed"),
+        (OnEndAction.KICK, "kicked"),
+        (OnEndAction.SWAP_TO_ALUMNI, "alumni"),
+    ],
+)
+def test_on_end_actions_after_expiry_and_grace(
+    session: Session, store: int, guild: dict[str, str], fake_discord: Any, action: OnEndAction, expected: str
+) -> None:
     paid_at = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-    make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["vip"]], duration_days=1, grace_days=2,
-              on_end_action=action, alumni_role_id=guild["alumni"])
+    make_rule(
+        session,
+        store,
+        guild_id=guild["guild"],
+        role_ids=[guild["vip"]],
+        duration_days=1,
+        grace_days=2,
+        on_end_action=action,
+        alumni_role_id=guild["alumni"],
+    )
     fake_discord.add_member(guild["guild"], guild["user"])
     link(session, store, guild["user"])
     with time_machine.travel(paid_at, tick=False):
@@ -139,8 +162,9 @@ def test_on_end_actions_after_expiry_and_grace(session: Session, store: int, gui
     assert session.get(Membership, membership.id).status == MembershipStatus.EXPIRED  # type: ignore[union-attr]
 
 
-def test_role_above_the_bot_needs_attention_and_is_not_retried(session: Session, store: int,
-                                                               guild: dict[str, str], fake_discord: Any) -> None:
+def test_role_above_the_bot_needs_attention_and_is_not_retried(
+    session: Session, store: int, guild: dict[str, str], fake_discord: Any
+) -> None:
     make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["admins"]])
     fake_discord.add_member(guild["guild"], guild["user"])
     link(session, store, guild["user"])
@@ -171,8 +195,9 @@ def test_missing_manage_roles_needs_attention(session: Session, store: int, fake
     assert stored is not None and "Manage Roles" in (stored.attention_reason or "")
 
 
-def test_claim_linked_customer_not_in_the_server_needs_attention(session: Session, store: int,
-                                                                 guild: dict[str, str], fake_discord: Any) -> None:
+def test_claim_linked_customer_not_in_the_server_needs_attention(
+    session: Session, store: int, guild: dict[str, str], fake_discord: Any
+) -> None:
     make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["vip"]])
     link(session, store, guild["user"])
     membership = paid(session, store, "o1")
@@ -181,8 +206,9 @@ def test_claim_linked_customer_not_in_the_server_needs_attention(session: Sessio
     assert stored is not None and "must join the server" in (stored.attention_reason or "")
 
 
-def test_discord_5xx_is_retried_not_marked(session: Session, store: int, guild: dict[str, str],
-                                           fake_discord: Any) -> None:
+def test_discord_5xx_is_retried_not_marked(
+    session: Session, store: int, guild: dict[str, str], fake_discord: Any
+) -> None:
     from celery.exceptions import Retry
 
     make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["vip"]])

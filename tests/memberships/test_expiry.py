@@ -17,10 +17,18 @@ PAID = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _paid(session: Session, installation_id: int, order: str, email: str = "a@example.com") -> None:
-    service.order_paid(session, installation_id, service.PaidOrder(
-        order_id=order, number=order, customer_email=email, saleor_user_id=None,
-        lines=[service.PaidLine(line_id=f"line-{order}", product_id="UHJvZHVjdDox", variant_id=None)],
-    ), PAID)
+    service.order_paid(
+        session,
+        installation_id,
+        service.PaidOrder(
+            order_id=order,
+            number=order,
+            customer_email=email,
+            saleor_user_id=None,
+            lines=[service.PaidLine(line_id=f"line-{order}", product_id="UHJvZHVjdDox", variant_id=None)],
+        ),
+        PAID,
+    )
     session.commit()
 
 

@@ -36,18 +36,21 @@ def send(client: TestClient, fake: FakeSaleor, *events: tuple[str, dict]) -> Non
     process_pending_events()
 
 
-def test_paid_creates_one_membership_per_line_and_rule(client: TestClient, fake_saleor: FakeSaleor,
-                                                       session: Session, installation: Installation) -> None:
+def test_paid_creates_one_membership_per_line_and_rule(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, installation: Installation
+) -> None:
     assert installation.id is not None
     make_rule(session, installation.id)  # product rule, matches lines 1 and 2
     make_rule(session, installation.id, product_id=None, variant_id="UHJvZHVjdFZhcmlhbnQ6MQ==", name="variant")
     make_rule(session, installation.id, product_id="UHJvZHVjdDo5OQ==", name="other product")
     make_rule(session, installation.id, is_active=False, name="inactive")
-    payload = paid_payload(lines=[
-        (LINE, "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ=="),
-        ("T3JkZXJMaW5lOjI=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6Mg=="),
-        ("T3JkZXJMaW5lOjM=", "UHJvZHVjdDo3", "UHJvZHVjdFZhcmlhbnQ6Nw=="),
-    ])
+    payload = paid_payload(
+        lines=[
+            (LINE, "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ=="),
+            ("T3JkZXJMaW5lOjI=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6Mg=="),
+            ("T3JkZXJMaW5lOjM=", "UHJvZHVjdDo3", "UHJvZHVjdFZhcmlhbnQ6Nw=="),
+        ]
+    )
     send(client, fake_saleor, ("ORDER_FULLY_PAID", payload))
     rows = memberships(session)
     rules = {m.rule_id for m in rows}
@@ -60,8 +63,9 @@ def test_paid_creates_one_membership_per_line_and_rule(client: TestClient, fake_
     assert len(kinds) == 3
 
 
-def test_duplicate_deliveries_change_nothing(client: TestClient, fake_saleor: FakeSaleor, session: Session,
-                                             rule_id: int) -> None:
+def test_duplicate_deliveries_change_nothing(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
     payload = paid_payload()
     send(client, fake_saleor, *[("ORDER_FULLY_PAID", payload)] * 3)
     # The same event re-issued (a new issuedAt: Saleor can fire FULLY_PAID twice) is also a no-op.
@@ -76,140 +80,259 @@ def test_duplicate_deliveries_change_nothing(client: TestClient, fake_saleor: Fa
     assert len(session.exec(select(AuditEvent).where(AuditEvent.kind == "membership.revoked")).all()) == 1
 
 
-def test_cancel_before_paid_ends_revoked(client: TestClient, fake_saleor: FakeSaleor, session: Session,
-                                         rule_id: int) -> None:
-    send(client, fake_saleor,
-         ("ORDER_CANCELLED", changed_payload("OrderCancelled", status="CANCELED", issued_at=at(10))),
-         ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))))
+def test_cancel_before_paid_ends_revoked(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
+    send(
+        client,
+        fake_saleor,
+        ("ORDER_CANCELLED", changed_payload("OrderCancelled", status="CANCELED", issued_at=at(10))),
+        ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
+    )
     [membership] = memberships(session)
     assert membership.status == MembershipStatus.REVOKED
     assert membership.end_reason == "cancelled"
 
 
-def test_refund_before_paid_ends_revoked(client: TestClient, fake_saleor: FakeSaleor, session: Session,
-                                         rule_id: int) -> None:
-    send(client, fake_saleor,
-         ("ORDER_FULLY_REFUNDED", changed_payload("OrderFullyRefunded", charge_status="NONE", charged=0,
-                                                  refunded=10, issued_at=at(10))),
-         ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))))
+def test_refund_before_paid_ends_revoked(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
+    send(
+        client,
+        fake_saleor,
+        (
+            "ORDER_FULLY_REFUNDED",
+            changed_payload("OrderFullyRefunded", charge_status="NONE", charged=0, refunded=10, issued_at=at(10)),
+        ),
+        ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
+    )
     [membership] = memberships(session)
     assert (membership.status, membership.end_reason) == (MembershipStatus.REVOKED, "refunded")
 
 
-def test_stale_unpaid_update_after_paid_does_not_revoke(client: TestClient, fake_saleor: FakeSaleor,
-                                                        session: Session, rule_id: int) -> None:
+def test_stale_unpaid_update_after_paid_does_not_revoke(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
     """ORDER_UPDATED from before the payment (chargeStatus NONE) arriving late must not revoke."""
-    send(client, fake_saleor,
-         ("ORDER_FULLY_PAID", paid_payload(issued_at=at(5))),
-         ("ORDER_UPDATED", changed_payload("OrderUpdated", charge_status="NONE", charged=0, issued_at=at(0))))
+    send(
+        client,
+        fake_saleor,
+        ("ORDER_FULLY_PAID", paid_payload(issued_at=at(5))),
+        ("ORDER_UPDATED", changed_payload("OrderUpdated", charge_status="NONE", charged=0, issued_at=at(0))),
+    )
     [membership] = memberships(session)
     assert membership.status == MembershipStatus.PENDING
 
 
-def test_renewal_extends_from_the_later_of_now_and_the_current_end(client: TestClient, fake_saleor: FakeSaleor,
-                                                                   session: Session, rule_id: int) -> None:
+def test_renewal_extends_from_the_later_of_now_and_the_current_end(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
     send(client, fake_saleor, ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))))
     [first] = memberships(session)
     assert first.ends_at is not None
     assert first.ends_at - first.starts_at == timedelta(days=30)
     # Renewed 10 days in, while the first is still running: the new period starts at the first's end.
-    send(client, fake_saleor, ("ORDER_FULLY_PAID", paid_payload(
-        "T3JkZXI6Mg==", number="2", lines=[("T3JkZXJMaW5lOjk=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
-        issued_at=at(60 * 24 * 10))))
+    send(
+        client,
+        fake_saleor,
+        (
+            "ORDER_FULLY_PAID",
+            paid_payload(
+                "T3JkZXI6Mg==",
+                number="2",
+                lines=[("T3JkZXJMaW5lOjk=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
+                issued_at=at(60 * 24 * 10),
+            ),
+        ),
+    )
     first, second = memberships(session)
     assert second.ends_at == first.ends_at + timedelta(days=30)
     # A third purchase by another customer starts from its own payment.
-    send(client, fake_saleor, ("ORDER_FULLY_PAID", paid_payload(
-        "T3JkZXI6Mw==", number="3", email="bob@example.com", user_id=None,
-        lines=[("T3JkZXJMaW5lOjEw", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")], issued_at=at(60 * 24 * 10))))
+    send(
+        client,
+        fake_saleor,
+        (
+            "ORDER_FULLY_PAID",
+            paid_payload(
+                "T3JkZXI6Mw==",
+                number="3",
+                email="bob@example.com",
+                user_id=None,
+                lines=[("T3JkZXJMaW5lOjEw", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
+                issued_at=at(60 * 24 * 10),
+            ),
+        ),
+    )
     third = memberships(session)[2]
     assert third.ends_at is not None and third.ends_at - third.starts_at == timedelta(days=30)
 
 
-def test_renewal_after_the_end_starts_from_the_payment(client: TestClient, fake_saleor: FakeSaleor,
-                                                       session: Session, rule_id: int) -> None:
+def test_renewal_after_the_end_starts_from_the_payment(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
     send(client, fake_saleor, ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))))
-    send(client, fake_saleor, ("ORDER_FULLY_PAID", paid_payload(
-        "T3JkZXI6Mg==", number="2", lines=[("T3JkZXJMaW5lOjk=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
-        issued_at=at(60 * 24 * 45))))
-    first, second = memberships(session)
+    send(
+        client,
+        fake_saleor,
+        (
+            "ORDER_FULLY_PAID",
+            paid_payload(
+                "T3JkZXI6Mg==",
+                number="2",
+                lines=[("T3JkZXJMaW5lOjk=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
+                issued_at=at(60 * 24 * 45),
+            ),
+        ),
+    )
+    _first, second = memberships(session)
     assert second.ends_at is not None and second.ends_at - second.starts_at == timedelta(days=30)
 
 
-def test_chargeback_via_order_updated_revokes_and_repayment_restores(client: TestClient, fake_saleor: FakeSaleor,
-                                                                     session: Session, rule_id: int) -> None:
-    send(client, fake_saleor,
-         ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
-         ("ORDER_UPDATED", changed_payload("OrderUpdated", issued_at=at(1))))  # still FULL: nothing happens
+def test_chargeback_via_order_updated_revokes_and_repayment_restores(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
+    send(
+        client,
+        fake_saleor,
+        ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
+        ("ORDER_UPDATED", changed_payload("OrderUpdated", issued_at=at(1))),
+    )  # still FULL: nothing happens
     assert memberships(session)[0].status == MembershipStatus.PENDING
-    send(client, fake_saleor, ("ORDER_UPDATED", changed_payload("OrderUpdated", charge_status="NONE", charged=0,
-                                                                issued_at=at(60))))
+    send(
+        client,
+        fake_saleor,
+        ("ORDER_UPDATED", changed_payload("OrderUpdated", charge_status="NONE", charged=0, issued_at=at(60))),
+    )
     [membership] = memberships(session)
     assert (membership.status, membership.end_reason) == (MembershipStatus.REVOKED, "chargeback")
-    send(client, fake_saleor, ("ORDER_UPDATED", changed_payload("OrderUpdated", charge_status="FULL", issued_at=at(90))))
+    send(
+        client, fake_saleor, ("ORDER_UPDATED", changed_payload("OrderUpdated", charge_status="FULL", issued_at=at(90)))
+    )
     assert memberships(session)[0].status == MembershipStatus.PENDING
 
 
-def test_refund_that_lowers_the_charge_is_not_a_chargeback(client: TestClient, fake_saleor: FakeSaleor,
-                                                           session: Session, rule_id: int) -> None:
-    send(client, fake_saleor,
-         ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
-         ("ORDER_UPDATED", changed_payload("OrderUpdated", charge_status="PARTIAL", charged=6, refunded=4,
-                                           issued_at=at(10))))
+def test_refund_that_lowers_the_charge_is_not_a_chargeback(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
+    send(
+        client,
+        fake_saleor,
+        ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
+        (
+            "ORDER_UPDATED",
+            changed_payload("OrderUpdated", charge_status="PARTIAL", charged=6, refunded=4, issued_at=at(10)),
+        ),
+    )
     assert memberships(session)[0].status == MembershipStatus.PENDING
 
 
-@pytest.mark.parametrize(("policy", "refunded_lines", "expected"), [
-    (PartialRefundPolicy.KEEP, [LINE], MembershipStatus.PENDING),
-    (PartialRefundPolicy.REVOKE, [], MembershipStatus.REVOKED),
-    (PartialRefundPolicy.REVOKE_REFUNDED_LINES, [LINE], MembershipStatus.REVOKED),
-    (PartialRefundPolicy.REVOKE_REFUNDED_LINES, ["T3JkZXJMaW5lOjI="], MembershipStatus.PENDING),
-])
-def test_partial_refund_follows_the_rule_policy(client: TestClient, fake_saleor: FakeSaleor, session: Session,
-                                                installation: Installation, policy: PartialRefundPolicy,
-                                                refunded_lines: list[str], expected: MembershipStatus) -> None:
+@pytest.mark.parametrize(
+    ("policy", "refunded_lines", "expected"),
+    [
+        (PartialRefundPolicy.KEEP, [LINE], MembershipStatus.PENDING),
+        (PartialRefundPolicy.REVOKE, [], MembershipStatus.REVOKED),
+        (PartialRefundPolicy.REVOKE_REFUNDED_LINES, [LINE], MembershipStatus.REVOKED),
+        (PartialRefundPolicy.REVOKE_REFUNDED_LINES, ["T3JkZXJMaW5lOjI="], MembershipStatus.PENDING),
+    ],
+)
+def test_partial_refund_follows_the_rule_policy(
+    client: TestClient,
+    fake_saleor: FakeSaleor,
+    session: Session,
+    installation: Installation,
+    policy: PartialRefundPolicy,
+    refunded_lines: list[str],
+    expected: MembershipStatus,
+) -> None:
     assert installation.id is not None
     make_rule(session, installation.id, partial_refund_policy=policy)
-    refund = changed_payload("OrderRefunded", charge_status="PARTIAL", charged=6, refunded=4,
-                             refunded_lines=refunded_lines, issued_at=at(10))
+    refund = changed_payload(
+        "OrderRefunded", charge_status="PARTIAL", charged=6, refunded=4, refunded_lines=refunded_lines, issued_at=at(10)
+    )
     send(client, fake_saleor, ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))), ("ORDER_REFUNDED", refund))
     [membership] = memberships(session)
     assert membership.status == expected
     # The same sequence out of order (refund first) ends the same way.
     line_2 = "T3JkZXJMaW5lOjU1"
-    late_refund = changed_payload("OrderRefunded", "T3JkZXI6Mg==", charge_status="PARTIAL", charged=6, refunded=4,
-                                  refunded_lines=[line_2 if line == LINE else line for line in refunded_lines],
-                                  issued_at=at(10))
-    send(client, fake_saleor, ("ORDER_REFUNDED", late_refund),
-         ("ORDER_FULLY_PAID", paid_payload("T3JkZXI6Mg==", number="2", issued_at=at(0),
-                                           lines=[(line_2, "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")])))
+    late_refund = changed_payload(
+        "OrderRefunded",
+        "T3JkZXI6Mg==",
+        charge_status="PARTIAL",
+        charged=6,
+        refunded=4,
+        refunded_lines=[line_2 if line == LINE else line for line in refunded_lines],
+        issued_at=at(10),
+    )
+    send(
+        client,
+        fake_saleor,
+        ("ORDER_REFUNDED", late_refund),
+        (
+            "ORDER_FULLY_PAID",
+            paid_payload(
+                "T3JkZXI6Mg==",
+                number="2",
+                issued_at=at(0),
+                lines=[(line_2, "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
+            ),
+        ),
+    )
     assert memberships(session)[1].status == expected
 
 
-def test_full_refund_via_order_refunded_revokes(client: TestClient, fake_saleor: FakeSaleor, session: Session,
-                                                rule_id: int) -> None:
-    send(client, fake_saleor,
-         ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
-         ("ORDER_REFUNDED", changed_payload("OrderRefunded", charge_status="NONE", charged=0, refunded=10,
-                                            issued_at=at(10))))
+def test_full_refund_via_order_refunded_revokes(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
+    send(
+        client,
+        fake_saleor,
+        ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
+        (
+            "ORDER_REFUNDED",
+            changed_payload("OrderRefunded", charge_status="NONE", charged=0, refunded=10, issued_at=at(10)),
+        ),
+    )
     assert memberships(session)[0].end_reason == "refunded"
 
 
-def test_deleted_customer_loses_access(client: TestClient, fake_saleor: FakeSaleor, session: Session,
-                                       rule_id: int) -> None:
-    send(client, fake_saleor,
-         ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
-         ("ORDER_FULLY_PAID", paid_payload("T3JkZXI6Mg==", number="2", email="bob@example.com", user_id="VXNlcjo3",
-                                           lines=[("T3JkZXJMaW5lOjk=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")])))
-    send(client, fake_saleor, ("CUSTOMER_DELETED", {"__typename": "CustomerDeleted", "issuedAt": at(5),
-                                                    "user": {"id": "VXNlcjo2", "email": "ashley@example.com"}}))
+def test_deleted_customer_loses_access(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
+    send(
+        client,
+        fake_saleor,
+        ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))),
+        (
+            "ORDER_FULLY_PAID",
+            paid_payload(
+                "T3JkZXI6Mg==",
+                number="2",
+                email="bob@example.com",
+                user_id="VXNlcjo3",
+                lines=[("T3JkZXJMaW5lOjk=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
+            ),
+        ),
+    )
+    send(
+        client,
+        fake_saleor,
+        (
+            "CUSTOMER_DELETED",
+            {
+                "__typename": "CustomerDeleted",
+                "issuedAt": at(5),
+                "user": {"id": "VXNlcjo2", "email": "ashley@example.com"},
+            },
+        ),
+    )
     ashley, bob = memberships(session)
     assert (ashley.status, ashley.end_reason) == (MembershipStatus.REVOKED, "customer_deleted")
     assert bob.status == MembershipStatus.PENDING
 
 
-def test_malformed_payload_is_recorded_as_an_error_not_retried(client: TestClient, fake_saleor: FakeSaleor,
-                                                               session: Session, rule_id: int) -> None:
+def test_malformed_payload_is_recorded_as_an_error_not_retried(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
+) -> None:
     assert deliver(client, fake_saleor, "ORDER_FULLY_PAID", {"__typename": "OrderFullyPaid"}).status_code == 200
     assert process_pending_events() == ["processed"]
     from saleor_discord_app.models import WebhookEvent

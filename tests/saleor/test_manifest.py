@@ -42,10 +42,18 @@ def test_manifest_permissions_and_versions() -> None:
     for unsupported in ("3.21.69", "3.25.0", "4.0.0"):
         assert Version(unsupported) not in spec, unsupported
     events = sorted(event for hook in manifest["webhooks"] for event in hook["asyncEvents"])
-    assert events == sorted([
-        "ORDER_FULLY_PAID", "ORDER_CANCELLED", "ORDER_FULLY_REFUNDED", "ORDER_REFUNDED", "ORDER_UPDATED",
-        "CUSTOMER_DELETED", "ACCOUNT_DELETED", "APP_DELETED",
-    ])
+    assert events == sorted(
+        [
+            "ORDER_FULLY_PAID",
+            "ORDER_CANCELLED",
+            "ORDER_FULLY_REFUNDED",
+            "ORDER_REFUNDED",
+            "ORDER_UPDATED",
+            "CUSTOMER_DELETED",
+            "ACCOUNT_DELETED",
+            "APP_DELETED",
+        ]
+    )
     for extension in manifest["extensions"]:
         assert set(extension["permissions"]) <= set(manifest["permissions"])
         if extension["target"] == "APP_PAGE":
@@ -54,9 +62,16 @@ def test_manifest_permissions_and_versions() -> None:
             assert extension["url"].startswith(EXAMPLE_PUBLIC_URL)
 
 
-@pytest.mark.parametrize("path", [
-    "/api/manifest/", "/api/saleor/register/", "/api/saleor/webhooks/order-fully-paid/", "/api/rules/", "/health/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/manifest/",
+        "/api/saleor/register/",
+        "/api/saleor/webhooks/order-fully-paid/",
+        "/api/rules/",
+        "/health/",
+    ],
+)
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_no_redirect_anywhere(client: TestClient, path: str, method: str) -> None:
     response = client.request(method, path)

@@ -20,7 +20,9 @@ RECORDED = json.loads((Path(__file__).parents[1] / "data" / "saleor-3.23.28-webh
 WEBHOOKS = [r for r in RECORDED["requests"] if r["path"].startswith("/api/saleor/webhooks/")]
 
 
-@pytest.mark.parametrize("request_", WEBHOOKS, ids=[f"{r['scenario']}-{r['headers']['Saleor-Event']}" for r in WEBHOOKS])
+@pytest.mark.parametrize(
+    "request_", WEBHOOKS, ids=[f"{r['scenario']}-{r['headers']['Saleor-Event']}" for r in WEBHOOKS]
+)
 def test_every_recorded_signature_verifies_and_a_tampered_copy_does_not(request_: dict[str, Any]) -> None:
     body = request_["body"].encode()
     verify_webhook_signature(request_["headers"]["Saleor-Signature"], body, RECORDED["jwks"])
@@ -31,8 +33,11 @@ def test_every_recorded_signature_verifies_and_a_tampered_copy_does_not(request_
 
 def _recorded_store(session: Session) -> Installation:
     installation = Installation(
-        saleor_api_url=RECORDED["saleor_api_url"], app_id="QXBwOjU=", app_token="recorded-token",
-        jwks=RECORDED["jwks"], jwks_fetched_at=utcnow(),
+        saleor_api_url=RECORDED["saleor_api_url"],
+        app_id="QXBwOjU=",
+        app_token="recorded-token",
+        jwks=RECORDED["jwks"],
+        jwks_fetched_at=utcnow(),
     )
     session.add(installation)
     session.commit()
@@ -75,7 +80,9 @@ def test_recorded_paid_alone_creates_a_pending_membership(client: TestClient, se
     installation = _recorded_store(session)
     assert installation.id is not None
     make_rule(session, installation.id, product_id="UHJvZHVjdDoxNjU=")
-    paid = next(r for r in WEBHOOKS if r["scenario"] == "paid_registered" and r["headers"]["Saleor-Event"] == "order_fully_paid")
+    paid = next(
+        r for r in WEBHOOKS if r["scenario"] == "paid_registered" and r["headers"]["Saleor-Event"] == "order_fully_paid"
+    )
     assert client.post(paid["path"], content=paid["body"].encode(), headers=paid["headers"]).status_code == 200
     process_pending_events()
     membership = session.exec(select(Membership)).one()

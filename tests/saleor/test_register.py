@@ -15,12 +15,17 @@ def register(client: TestClient, fake: FakeSaleor, token: str | None = None, api
     return client.post(
         "/api/saleor/register",
         json={"auth_token": token or fake.app_token},
-        headers={"Saleor-Api-Url": api_url or fake.api_url, "Saleor-Domain": "127.0.0.1", "Saleor-Schema-Version": "3.23"},
+        headers={
+            "Saleor-Api-Url": api_url or fake.api_url,
+            "Saleor-Domain": "127.0.0.1",
+            "Saleor-Schema-Version": "3.23",
+        },
     )
 
 
-def test_install_proves_the_token_fetches_jwks_and_encrypts_the_token(client: TestClient, fake_saleor: FakeSaleor,
-                                                                      session: Session) -> None:
+def test_install_proves_the_token_fetches_jwks_and_encrypts_the_token(
+    client: TestClient, fake_saleor: FakeSaleor, session: Session
+) -> None:
     response = register(client, fake_saleor)
     assert response.status_code == 200
     assert response.json() == {"success": True}

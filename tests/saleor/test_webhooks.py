@@ -27,8 +27,9 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def test_valid_signature_is_accepted_and_recorded(client: TestClient, fake_saleor: FakeSaleor,
-                                                  installation: Installation, session: Session) -> None:
+def test_valid_signature_is_accepted_and_recorded(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     response = deliver(client, fake_saleor, "ORDER_FULLY_PAID", paid_payload())
     assert response.status_code == 200, response.text
     assert response.json()["duplicate"] is False
@@ -38,8 +39,9 @@ def test_valid_signature_is_accepted_and_recorded(client: TestClient, fake_saleo
     assert event.payload["order"]["id"] == "T3JkZXI6MQ=="
 
 
-def test_tampered_body_is_rejected(client: TestClient, fake_saleor: FakeSaleor, installation: Installation,
-                                   session: Session) -> None:
+def test_tampered_body_is_rejected(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     body = json.dumps(paid_payload()).encode()
     signature = fake_saleor.sign(body)
     tampered = body.replace(b"ashley@example.com", b"mallory@example.com")
@@ -48,23 +50,27 @@ def test_tampered_body_is_rejected(client: TestClient, fake_saleor: FakeSaleor, 
     assert event_count(session) == 0
 
 
-def test_wrong_key_is_rejected(client: TestClient, fake_saleor: FakeSaleor, installation: Installation,
-                               session: Session) -> None:
+def test_wrong_key_is_rejected(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     body = json.dumps(paid_payload()).encode()
     other = new_rsa_key()
     # Same kid as the store's key, signed by someone else's key.
-    response = deliver(client, fake_saleor, "ORDER_FULLY_PAID", body,
-                       signature=sign_detached(body, other, fake_saleor.kid))
+    response = deliver(
+        client, fake_saleor, "ORDER_FULLY_PAID", body, signature=sign_detached(body, other, fake_saleor.kid)
+    )
     assert response.status_code == 401
     # Signed with a key of its own kid: unknown kid.
-    response = deliver(client, fake_saleor, "ORDER_FULLY_PAID", body,
-                       signature=sign_detached(body, other, public_jwk(other)["kid"]))
+    response = deliver(
+        client, fake_saleor, "ORDER_FULLY_PAID", body, signature=sign_detached(body, other, public_jwk(other)["kid"])
+    )
     assert response.status_code == 401
     assert event_count(session) == 0
 
 
-def test_rotated_key_refetches_jwks_once(client: TestClient, fake_saleor: FakeSaleor, installation: Installation,
-                                         session: Session) -> None:
+def test_rotated_key_refetches_jwks_once(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     fetches_after_install = fake_saleor.jwks_fetches
     fake_saleor.rotate_key()
     with time_machine.travel(utcnow() + timedelta(seconds=61), tick=True):
@@ -80,8 +86,9 @@ def test_rotated_key_refetches_jwks_once(client: TestClient, fake_saleor: FakeSa
     assert event_count(session) == 2
 
 
-def test_forged_requests_refetch_at_most_once_a_minute(client: TestClient, fake_saleor: FakeSaleor,
-                                                       installation: Installation, session: Session) -> None:
+def test_forged_requests_refetch_at_most_once_a_minute(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     body = json.dumps(paid_payload()).encode()
     forged = sign_detached(body, new_rsa_key(), "forged-kid")
     start = fake_saleor.jwks_fetches
@@ -99,8 +106,9 @@ def test_unknown_store_is_rejected(client: TestClient, fake_saleor: FakeSaleor, 
     assert event_count(session) == 0
 
 
-def test_hs256_with_the_public_key_is_rejected(client: TestClient, fake_saleor: FakeSaleor,
-                                                installation: Installation, session: Session) -> None:
+def test_hs256_with_the_public_key_is_rejected(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     body = json.dumps(paid_payload()).encode()
     header = {"alg": "HS256", "b64": False, "crit": ["b64"], "kid": fake_saleor.kid, "typ": "JWT"}
     import hashlib
@@ -118,8 +126,9 @@ def test_hs256_with_the_public_key_is_rejected(client: TestClient, fake_saleor: 
     assert event_count(session) == 0
 
 
-def test_alg_none_is_rejected(client: TestClient, fake_saleor: FakeSaleor, installation: Installation,
-                              session: Session) -> None:
+def test_alg_none_is_rejected(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     body = json.dumps(paid_payload()).encode()
     header = _b64(json.dumps({"alg": "none", "kid": fake_saleor.kid}).encode())
     for signature in (f"{header}..", f"{header}.{_b64(body)}."):
@@ -127,31 +136,35 @@ def test_alg_none_is_rejected(client: TestClient, fake_saleor: FakeSaleor, insta
     assert event_count(session) == 0
 
 
-def test_missing_or_garbage_signature_is_rejected(client: TestClient, fake_saleor: FakeSaleor,
-                                                  installation: Installation, session: Session) -> None:
+def test_missing_or_garbage_signature_is_rejected(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     body = json.dumps(paid_payload()).encode()
     for signature in ("", "not-a-jws", "a.b.c.d"):
         assert deliver(client, fake_saleor, "ORDER_FULLY_PAID", body, signature=signature).status_code == 401
     assert event_count(session) == 0
 
 
-def test_malformed_json_is_400(client: TestClient, fake_saleor: FakeSaleor, installation: Installation,
-                               session: Session) -> None:
+def test_malformed_json_is_400(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
         response = deliver(client, fake_saleor, "ORDER_FULLY_PAID", body)
         assert response.status_code == 400, body
     assert event_count(session) == 0
 
 
-def test_event_not_served_by_the_url_is_400(client: TestClient, fake_saleor: FakeSaleor,
-                                            installation: Installation, session: Session) -> None:
+def test_event_not_served_by_the_url_is_400(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     response = deliver(client, fake_saleor, "ORDER_CANCELLED", paid_payload(), slug="order-fully-paid")
     assert response.status_code == 400
     assert event_count(session) == 0
 
 
-def test_same_delivery_three_times_is_recorded_once(client: TestClient, fake_saleor: FakeSaleor,
-                                                    installation: Installation, session: Session) -> None:
+def test_same_delivery_three_times_is_recorded_once(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     body = json.dumps(paid_payload()).encode()
     responses = [deliver(client, fake_saleor, "ORDER_FULLY_PAID", body) for _ in range(3)]
     assert [r.status_code for r in responses] == [200, 200, 200]
@@ -159,8 +172,9 @@ def test_same_delivery_three_times_is_recorded_once(client: TestClient, fake_sal
     assert event_count(session) == 1
 
 
-def test_uninstalled_store_is_unknown(client: TestClient, fake_saleor: FakeSaleor, installation: Installation,
-                                      session: Session) -> None:
+def test_uninstalled_store_is_unknown(
+    client: TestClient, fake_saleor: FakeSaleor, installation: Installation, session: Session
+) -> None:
     body = json.dumps({"app": {"id": fake_saleor.app_id}, "recipient": {"id": fake_saleor.app_id}}).encode()
     assert deliver(client, fake_saleor, "APP_DELETED", body).status_code == 200
     from tests.conftest import process_pending_events
