@@ -88,12 +88,14 @@ class OrderChange:
 
 def _changed(session: Session, membership: Membership) -> None:
     """Every status change lands here: stamp it and queue the Discord sync for after the commit."""
+    from saleor_discord_app.invitations.service import schedule_invitation
     from saleor_discord_app.memberships.discord_sync import schedule_sync
 
     membership.updated_at = utcnow()
     session.add(membership)
     session.flush()
     schedule_sync(session, membership)
+    schedule_invitation(session, membership)
 
 
 def _apply_order_state(
