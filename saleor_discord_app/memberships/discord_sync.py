@@ -165,6 +165,8 @@ def sync_membership(session: Session, membership_id: int) -> str:
                 outcome += _grant(session, client, link, rule, f"Store: {order} paid")
                 changed = membership.status != MembershipStatus.ACTIVE
                 membership.status = MembershipStatus.ACTIVE
+                if changed:
+                    _status_shown_to_storefront(session, membership)
                 membership.discord_user_id = link.discord_user_id
                 membership.attention_reason = None
             else:
@@ -185,9 +187,16 @@ def sync_membership(session: Session, membership_id: int) -> str:
     return outcome
 
 
+def _status_shown_to_storefront(session: Session, membership: Membership) -> None:
+    from saleor_discord_app.invitations.service import schedule_order_metadata
+
+    schedule_order_metadata(session, membership)
+
+
 def _needs_attention(session: Session, membership: Membership, reason: str) -> None:
-    if membership.status in LIVE_STATUSES:
+    if membership.status in LIVE_STATUSES and membership.status != MembershipStatus.NEEDS_ATTENTION:
         membership.status = MembershipStatus.NEEDS_ATTENTION
+        _status_shown_to_storefront(session, membership)
     membership.attention_reason = reason[:500]
     membership.last_error = reason[:1000]
     membership.last_synced_at = utcnow()

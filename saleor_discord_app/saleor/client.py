@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from gql import Client, gql
+from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError, TransportServerError
 from gql.transport.httpx import HTTPXTransport
 
@@ -40,9 +40,9 @@ class SaleorClient:
 
     def execute(self, document_path: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run a .graphql document from ``saleor/graphql/`` and return its ``data``."""
-        document = gql(load_graphql(document_path))
+        request = GraphQLRequest(load_graphql(document_path), variable_values=variables)
         try:
-            result: dict[str, Any] = self._client.execute(document, variable_values=variables)
+            result: dict[str, Any] = self._client.execute(request)
         except TransportServerError as exc:
             if exc.code == 401:
                 raise SaleorUnauthorized(self.saleor_api_url) from exc
