@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from saleor_discord_app.models import AccessRule
+from saleor_discord_app.models import AccessRule, DiscordServer
 
 BASE_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GUILD_ID = "900000000000000001"
@@ -89,7 +89,8 @@ def changed_payload(
     }
 
 
-def make_rule(session: Session, installation_id: int, **fields: Any) -> AccessRule:
+def make_rule(session: Session, installation_id: int, *, connect_server: bool = True, **fields: Any) -> AccessRule:
+    """An access rule; its Discord server is connected to the store unless ``connect_server`` is False."""
     values: dict[str, Any] = {
         "product_id": "UHJvZHVjdDox",
         "guild_id": GUILD_ID,
@@ -99,6 +100,13 @@ def make_rule(session: Session, installation_id: int, **fields: Any) -> AccessRu
         **fields,
     }
     rule = AccessRule(installation_id=installation_id, **values)
+    connected = session.exec(
+        select(DiscordServer).where(
+            DiscordServer.installation_id == installation_id, DiscordServer.guild_id == rule.guild_id
+        )
+    ).first()
+    if connected is None and connect_server:
+        session.add(DiscordServer(installation_id=installation_id, guild_id=rule.guild_id, name="Store"))
     session.add(rule)
     session.commit()
     session.refresh(rule)

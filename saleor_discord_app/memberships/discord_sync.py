@@ -21,6 +21,7 @@ from saleor_discord_app.models import (
     LIVE_STATUSES,
     AccessRule,
     CustomerLink,
+    DiscordServer,
     Installation,
     InstallationStatus,
     Membership,
@@ -39,6 +40,23 @@ NOT_IN_SERVER_REASON = (
     "The customer is not in the Discord server and linked with a claim code, so the app cannot add them: "
     "they must join the server (invite link in their email) and the role follows within 5 minutes."
 )
+
+
+SERVER_NOT_CONNECTED_REASON = (
+    "The Discord server of this product is not connected to the store: use \"Install bot\" in the app for "
+    "that server, then press Resync."
+)
+
+
+def server_connected(session: Session, installation_id: int, guild_id: str) -> bool:
+    return (
+        session.exec(
+            select(DiscordServer.id).where(
+                DiscordServer.installation_id == installation_id, DiscordServer.guild_id == guild_id
+            )
+        ).first()
+        is not None
+    )
 
 
 def needs_sync(session: Session, membership: Membership) -> bool:
@@ -151,6 +169,10 @@ def sync_membership(session: Session, membership_id: int) -> str:
     rule = session.get(AccessRule, membership.rule_id)
     if installation is None or installation.status != InstallationStatus.ACTIVE or rule is None:
         return "store inactive"
+    if not server_connected(session, membership.installation_id, rule.guild_id):
+        # One bot serves every store: a store must never grant or strip roles in a server it did not connect.
+        _needs_attention(session, membership, SERVER_NOT_CONNECTED_REASON)
+        return "needs attention"
     link = get_link(session, membership.installation_id, membership.customer_email)
     order = f"order #{membership.order_number or membership.order_id}"
     try:

@@ -223,3 +223,17 @@ def test_discord_5xx_is_retried_not_marked(
     stored = session.get(Membership, membership.id)
     assert stored is not None and stored.status == MembershipStatus.PENDING
     assert "retrying" in (stored.last_error or "")
+
+
+def test_a_server_the_store_did_not_connect_is_never_touched(session: Session, store: int, guild: dict[str, str],
+                                                             fake_discord: Any) -> None:
+    """One bot serves every store: store A must not sell roles in store B's server."""
+    make_rule(session, store, guild_id=guild["guild"], role_ids=[guild["vip"]], connect_server=False)
+    fake_discord.add_member(guild["guild"], guild["user"])
+    link(session, store, guild["user"])
+    membership = paid(session, store, "o1")
+    assert sync(session, membership) == "needs attention"
+    assert fake_discord.member_roles(guild["guild"], guild["user"]) == set()
+    assert not [c for c in fake_discord.calls(method="PUT")]
+    stored = session.get(Membership, membership.id)
+    assert stored is not None and "not connected to the store" in (stored.attention_reason or "")

@@ -65,7 +65,9 @@ def guild(fake_discord: Any) -> dict[str, str]:
 
 
 def server_of(session: Session, store: int, guild_id: str) -> int:
-    server = DiscordServer(installation_id=store, guild_id=guild_id, name="Store")
+    server = session.exec(
+        select(DiscordServer).where(DiscordServer.installation_id == store, DiscordServer.guild_id == guild_id)
+    ).first() or DiscordServer(installation_id=store, guild_id=guild_id, name="Store")
     session.add(server)
     session.commit()
     assert server.id is not None
