@@ -16,6 +16,13 @@ from saleor_discord_app.config import get_settings
 cli = typer.Typer(help="Saleor Discord Memberships", no_args_is_help=True)
 
 
+@cli.callback()
+def _setup() -> None:
+    from saleor_discord_app.logging import configure_logging
+
+    configure_logging(json_logs=get_settings().environment == "production")
+
+
 @cli.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
@@ -94,8 +101,14 @@ def register_commands(
     if not application_id:
         typer.echo("SDA_DISCORD_CLIENT_ID is not set", err=True)
         raise typer.Exit(1)
-    with bot_client() as client:
-        registered = register(client, application_id, guild_id=guild or None)
+    from saleor_discord_app.discord.errors import DiscordError
+
+    try:
+        with bot_client() as client:
+            registered = register(client, application_id, guild_id=guild or None)
+    except DiscordError as exc:
+        typer.echo(f"Discord refused: {getattr(exc, 'reason', None) or exc.message}", err=True)
+        raise typer.Exit(1) from exc
     where = f"in server {guild}" if guild else "globally (may take up to an hour to show)"
     typer.echo(f"registered {', '.join('/' + c['name'] for c in registered)} {where}")
 

@@ -19,8 +19,10 @@ SECRET_KEYS = {
     "client_secret",
     "password",
     "authorization",
-    "code",
+    "oauth_code",
+    "claim_code",
 }
+"""Log keys whose values are redacted. Not "code": in this app's logs that is Discord's error code."""
 
 
 def redact_secrets(
