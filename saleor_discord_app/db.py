@@ -40,7 +40,8 @@ def get_engine() -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pool_recycle instead of pre-ping: a ping per checkout costs a round trip on every webhook.
+    return create_engine(url, pool_recycle=1800, pool_size=10, max_overflow=20)
 
 
 def reset_engine() -> None:

@@ -6,6 +6,8 @@ attacks such as HS256-with-the-public-key or ``none`` are shut out).
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -20,6 +22,12 @@ class SignatureError(Exception):
     """The signature or token does not verify; the message says why (never includes the token)."""
 
 
+@lru_cache(maxsize=256)
+def _keyset(canonical_jwks: str) -> PyJWKSet:
+    """Parsed key sets, cached: building RSA keys from a JWKS costs more than verifying a signature."""
+    return PyJWKSet.from_dict(json.loads(canonical_jwks))
+
+
 def _key_for(token: str, jwks: dict[str, Any]) -> Any:
     try:
         header = jwt.get_unverified_header(token)
@@ -28,7 +36,7 @@ def _key_for(token: str, jwks: dict[str, Any]) -> Any:
     if header.get("alg") not in ALGORITHMS:
         raise SignatureError(f"algorithm {header.get('alg')!r} is not accepted")
     try:
-        keyset = PyJWKSet.from_dict(jwks)
+        keyset = _keyset(json.dumps(jwks, sort_keys=True))
     except PyJWKSetError as exc:
         raise SignatureError("the store's key set has no usable key") from exc
     kid = header.get("kid")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from saleor_discord_app.models import Installation, InstallationStatus
@@ -11,8 +12,11 @@ def get_by_api_url(session: Session, saleor_api_url: str) -> Installation | None
     return session.exec(select(Installation).where(Installation.saleor_api_url == saleor_api_url)).first()
 
 
-def get_active_by_api_url(session: Session, saleor_api_url: str) -> Installation | None:
-    installation = get_by_api_url(session, saleor_api_url)
+def get_active_by_api_url(session: Session, saleor_api_url: str, *, with_token: bool = True) -> Installation | None:
+    query = select(Installation).where(Installation.saleor_api_url == saleor_api_url)
+    if not with_token:
+        query = query.options(defer(Installation.app_token))  # type: ignore[arg-type]
+    installation = session.exec(query).first()
     if installation is None or installation.status != InstallationStatus.ACTIVE:
         return None
     return installation
