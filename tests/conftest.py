@@ -8,6 +8,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +160,10 @@ def process_pending_events() -> list[str]:
     return [process_webhook_event.run(event_id) for event_id in ids if event_id is not None]
 
 
-@pytest.fixture
-def fake_discord(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The fake Discord, in-process: every Discord call of the app goes to it (and is checked against
-    Discord's OpenAPI spec); settings carry its bot token, client id/secret, API base and public key."""
+@contextmanager
+def wired_fake_discord(monkeypatch: pytest.MonkeyPatch, **fake_options: Any) -> Iterator[Any]:
+    """A fake Discord, in-process, that every Discord call of the app goes to (each request checked against
+    Discord's OpenAPI spec); settings carry its bot token, client id/secret, URLs and public key."""
     from pydantic import SecretStr
 
     from saleor_discord_app.config import get_settings
@@ -170,12 +171,14 @@ def fake_discord(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from saleor_discord_app.discord.ratelimit import reset_registry
     from tests.fakes.discord import FakeDiscord
 
-    fake = FakeDiscord()
+    fake = FakeDiscord(**fake_options)
     settings = get_settings()
     monkeypatch.setattr(settings, "discord_bot_token", SecretStr(fake.bot_token))
     monkeypatch.setattr(settings, "discord_client_id", fake.client_id)
     monkeypatch.setattr(settings, "discord_client_secret", SecretStr(fake.client_secret))
     monkeypatch.setattr(settings, "discord_api_base_url", fake.api_base_url)
+    authorize_url = fake.api_base_url.split("/api/")[0] + "/oauth2/authorize"
+    monkeypatch.setattr(settings, "discord_oauth_authorize_url", authorize_url)
     monkeypatch.setattr(settings, "discord_public_key", fake.public_key_hex)
     monkeypatch.setattr(settings, "discord_retry_backoff_seconds", 0.001)
     reset_registry()
@@ -186,3 +189,23 @@ def fake_discord(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         connect.use_transport(None)
         reset_registry()
     fake.assert_no_violations()
+
+
+@pytest.fixture
+def fake_discord(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with wired_fake_discord(monkeypatch) as fake:
+        yield fake
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
+    """Tasks the app dispatched after commit, captured instead of sent to the broker (no worker here)."""
+    from saleor_discord_app import worker
+
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    def capture(task: Any, *args: Any) -> None:
+        sent.append((task.name, args))
+
+    monkeypatch.setattr(worker, "send_task_now", capture)
+    return sent

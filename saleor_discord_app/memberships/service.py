@@ -175,23 +175,27 @@ def order_paid(
                         EndReason.PARTIAL_REFUND,
                         "A refund recorded earlier ends this access (partial-refund policy).",
                     )
-            elif (
-                applied
-                and membership.status == MembershipStatus.REVOKED
-                and membership.end_reason == EndReason.CHARGEBACK
-            ):
-                membership.status = MembershipStatus.PENDING
-                membership.end_reason = None
-                audit.record(
-                    session,
-                    "membership.reinstated",
-                    "Order paid again after a chargeback.",
-                    installation_id=installation_id,
-                    membership_id=membership.id,
-                )
-                _changed(session, membership)
+            elif applied:
+                _reinstate_after_chargeback(session, membership, "Order paid again after a chargeback.")
             touched.append(membership)
     return touched
+
+
+def _reinstate_after_chargeback(session: Session, membership: Membership, message: str) -> bool:
+    """A membership ended by a chargeback comes back when the order is fully paid again."""
+    if membership.status != MembershipStatus.REVOKED or membership.end_reason != EndReason.CHARGEBACK:
+        return False
+    membership.status = MembershipStatus.PENDING
+    membership.end_reason = None
+    audit.record(
+        session,
+        "membership.reinstated",
+        message,
+        installation_id=membership.installation_id,
+        membership_id=membership.id,
+    )
+    _changed(session, membership)
+    return True
 
 
 def _create(
@@ -318,24 +322,11 @@ def order_updated(
         _, applied = _apply_order_state(session, installation_id, change.order_id, state, issued_at)
         if not applied:
             return []
-        restored = []
-        for membership in repository.memberships_of_order(session, installation_id, change.order_id):
-            if (
-                membership.status == MembershipStatus.REVOKED
-                and membership.end_reason == EndReason.CHARGEBACK
-            ):
-                membership.status = MembershipStatus.PENDING
-                membership.end_reason = None
-                audit.record(
-                    session,
-                    "membership.reinstated",
-                    "Order fully charged again.",
-                    installation_id=installation_id,
-                    membership_id=membership.id,
-                )
-                _changed(session, membership)
-                restored.append(membership)
-        return restored
+        return [
+            membership
+            for membership in repository.memberships_of_order(session, installation_id, change.order_id)
+            if _reinstate_after_chargeback(session, membership, "Order fully charged again.")
+        ]
     return order_ended(
         session,
         installation_id,

@@ -7,14 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlmodel import Session
 
 from saleor_discord_app import worker
-from saleor_discord_app.config import get_settings
-from saleor_discord_app.discord import connect
-from saleor_discord_app.discord.ratelimit import reset_registry
 from saleor_discord_app.models import DiscordServer, Installation
+from tests.conftest import wired_fake_discord
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.saleor import FakeSaleor
 
@@ -23,25 +20,9 @@ CALLBACK = "http://testserver/discord/bot/callback"
 
 @pytest.fixture
 def discord_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
-    """Every Discord call of the app goes to the fake (each request checked against Discord's OpenAPI spec)."""
-    fake = FakeDiscord(redirect_uris=[CALLBACK])
-    settings = get_settings()
-    monkeypatch.setattr(settings, "discord_bot_token", SecretStr(fake.bot_token))
-    monkeypatch.setattr(settings, "discord_client_id", fake.client_id)
-    monkeypatch.setattr(settings, "discord_client_secret", SecretStr(fake.client_secret))
-    monkeypatch.setattr(settings, "discord_api_base_url", fake.api_base_url)
-    authorize_url = fake.api_base_url.split("/api/")[0] + "/oauth2/authorize"
-    monkeypatch.setattr(settings, "discord_oauth_authorize_url", authorize_url)
-    if hasattr(settings, "discord_retry_backoff_seconds"):
-        monkeypatch.setattr(settings, "discord_retry_backoff_seconds", 0.001)
-    reset_registry()
-    connect.use_transport(fake.transport)
-    try:
+    """The fake Discord, accepting only the bot-install callback URL."""
+    with wired_fake_discord(monkeypatch, redirect_uris=[CALLBACK]) as fake:
         yield fake
-    finally:
-        connect.use_transport(None)
-        reset_registry()
-    fake.assert_no_violations()
 
 
 @dataclass

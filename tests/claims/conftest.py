@@ -6,11 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from pydantic import SecretStr
 from sqlmodel import Session
 
-from saleor_discord_app.config import get_settings
-from saleor_discord_app.discord import connect
 from saleor_discord_app.models import (
     AccessRule,
     DiscordServer,
@@ -18,24 +15,14 @@ from saleor_discord_app.models import (
     Membership,
     MembershipStatus,
 )
+from tests.conftest import wired_fake_discord
 from tests.fakes.discord import FakeDiscord
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
-    fake = FakeDiscord()
-    settings = get_settings()
-    monkeypatch.setattr(settings, "discord_public_key", fake.public_key_hex)
-    monkeypatch.setattr(settings, "discord_bot_token", SecretStr(fake.bot_token))
-    monkeypatch.setattr(settings, "discord_client_id", fake.client_id)
-    monkeypatch.setattr(settings, "discord_client_secret", SecretStr(fake.client_secret))
-    monkeypatch.setattr(settings, "discord_api_base_url", fake.api_base_url)
-    connect.use_transport(fake.transport)
-    try:
-        yield fake
-    finally:
-        connect.use_transport(None)
-    fake.assert_no_violations()
+    with wired_fake_discord(monkeypatch) as fake_discord:
+        yield fake_discord
 
 
 @dataclass

@@ -17,7 +17,6 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from saleor_discord_app import worker
 from saleor_discord_app.config import get_settings
 from saleor_discord_app.models import DiscordServer, Installation
 from tests.factories import make_rule
@@ -70,17 +69,6 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink]:
     finally:
         controller.stop()
 
-
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
-    """Tasks dispatched after commit, captured instead of sent to the broker."""
-    sent: list[tuple[str, tuple[Any, ...]]] = []
-
-    def capture(task: Any, *args: Any) -> None:
-        sent.append((task.name, args))
-
-    monkeypatch.setattr(worker, "send_task_now", capture)
-    return sent
 
 
 @dataclass

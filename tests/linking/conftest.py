@@ -4,18 +4,14 @@ customer's browser through the OAuth redirect chain."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
-from saleor_discord_app import worker
 from saleor_discord_app.config import get_settings
-from saleor_discord_app.discord import connect
-from saleor_discord_app.discord.ratelimit import reset_registry
+from tests.conftest import wired_fake_discord
 from tests.fakes.discord import FakeDiscord
 
 CALLBACK = "http://testserver/discord/oauth/callback"
@@ -24,34 +20,13 @@ AUTHORIZE = "https://discord.test/oauth2/authorize"
 
 @pytest.fixture
 def discord(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
-    """Every Discord call of the app (bot, OAuth) goes to this fake, which only accepts our callback URL."""
-    fake = FakeDiscord(redirect_uris=[CALLBACK])
-    settings = get_settings()
-    monkeypatch.setattr(settings, "discord_bot_token", SecretStr(fake.bot_token))
-    monkeypatch.setattr(settings, "discord_client_id", fake.client_id)
-    monkeypatch.setattr(settings, "discord_client_secret", SecretStr(fake.client_secret))
-    monkeypatch.setattr(settings, "discord_api_base_url", fake.api_base_url)
-    monkeypatch.setattr(settings, "discord_oauth_authorize_url", AUTHORIZE)
-    reset_registry()
-    connect.use_transport(fake.transport)
-    try:
+    """The fake Discord, accepting only the customer OAuth callback URL."""
+    with wired_fake_discord(monkeypatch, redirect_uris=[CALLBACK]) as fake:
+        assert get_settings().discord_oauth_authorize_url == AUTHORIZE
         yield fake
-    finally:
-        connect.use_transport(None)
-        reset_registry()
-    fake.assert_no_violations()
 
 
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
-    """Tasks the app dispatched after commit, captured instead of sent to the broker (no worker here)."""
-    sent: list[tuple[str, tuple[Any, ...]]] = []
 
-    def capture(task: Any, *args: Any) -> None:
-        sent.append((task.name, args))
-
-    monkeypatch.setattr(worker, "send_task_now", capture)
-    return sent
 
 
 def link_path(url: str) -> str:
