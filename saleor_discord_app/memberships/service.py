@@ -87,7 +87,7 @@ class OrderChange:
 
 
 def _changed(session: Session, membership: Membership) -> None:
-    """Every status change lands here: stamp it and queue the Discord sync for after the commit."""
+    """Every status change lands here: stamp it, then queue the Discord sync and the welcome email (after commit)."""
     from saleor_discord_app.invitations.service import schedule_invitation
     from saleor_discord_app.memberships.discord_sync import schedule_sync
 
