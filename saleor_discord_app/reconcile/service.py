@@ -18,10 +18,11 @@ Per Discord server (guild) of an active store:
 - Diff per member: add the desired roles that are missing; remove the removable managed roles nothing grants.
   Before any write the page's differing users are re-read from the database, so a membership that ended (or
   started) since the pass began is not undone. Discord calls = list pages + one per real difference.
-- Desired users absent from the list: with a usable OAuth token, ``memberships.sync_membership`` is scheduled
-  for their memberships (it adds them back with ``guilds.join``); otherwise their memberships are marked
-  ``needs_attention`` with the same reasons as ``discord_sync``. Once they rejoin, the next pass re-adds the
-  role.
+- Desired users absent from the list: if they had the role and left, they chose to: their memberships say so
+  (``LEFT_SERVER_REASON``) and nobody is pulled back in. If they never got it, with a usable OAuth token
+  ``memberships.sync_membership`` is scheduled (it adds them with ``guilds.join``); otherwise the memberships
+  are marked ``needs_attention`` with the same reasons as ``discord_sync``. Once they (re)join, the next pass
+  adds the role.
 - A role Discord refuses to give or take (hierarchy 50013, unknown role 10011, invalid role 50028) is skipped
   for the rest of the pass after the first refusal (no storm of failing calls), the affected memberships need
   attention, and the server's health says why. Guild-level refusals (bot removed, token rejected, missing
@@ -94,6 +95,13 @@ REMOVE_REASON = "Store: subscription check (no active purchase grants this role)
 
 Strategy = Literal["auto", "list", "members"]
 _EMPTY: frozenset[str] = frozenset()
+
+
+LEFT_SERVER_REASON = (
+    "The customer left the Discord server after getting the role. The app does not pull people back in: the "
+    "role comes back within 5 minutes when they rejoin (their email has an invite), or press Resync to add them "
+    "back with their Discord authorization."
+)
 
 
 class ActionKind(StrEnum):
@@ -498,7 +506,15 @@ class _Pass:
             self.session.commit()
 
     def _not_in_server(self, link: CustomerLink, memberships: Sequence[Membership], now: datetime) -> None:
-        ids = tuple(m.id for m in memberships if m.id is not None)
+        # Someone who got the role and then left chose to leave: the app never pulls them back in (that would
+        # happen every 5 minutes); the role returns when they rejoin, or staff press Resync.
+        left = [m for m in memberships if m.discord_user_id == link.discord_user_id]
+        never_granted = [m for m in memberships if m.discord_user_id != link.discord_user_id]
+        if left:
+            self._cannot_add(link, left, LEFT_SERVER_REASON)
+        if not never_granted:
+            return
+        ids = tuple(m.id for m in never_granted if m.id is not None)
         usable = bool(link.access_token and link.token_expires_at and link.token_expires_at > now) or bool(
             link.refresh_token
         )
@@ -512,6 +528,10 @@ class _Pass:
                     enqueue_after_commit(self.session, sync_membership, membership_id)
             return
         reason = RECONNECT_REASON if link.linked_via == LinkMethod.OAUTH else NOT_IN_SERVER_REASON
+        self._cannot_add(link, never_granted, reason)
+
+    def _cannot_add(self, link: CustomerLink, memberships: Sequence[Membership], reason: str) -> None:
+        ids = tuple(m.id for m in memberships if m.id is not None)
         self.result.add(Action(ActionKind.NOT_IN_SERVER, link.discord_user_id, None, ids, done=not self.dry_run))
         if not self.dry_run:
             self._needs_attention(memberships, reason)

@@ -32,6 +32,7 @@ from saleor_discord_app.models import (
     OnEndAction,
 )
 from saleor_discord_app.reconcile import service, tasks
+from saleor_discord_app.reconcile.service import LEFT_SERVER_REASON
 from saleor_discord_app.sqltypes import utcnow
 from saleor_discord_app.worker import beat_schedule
 from tests.factories import make_rule
@@ -260,14 +261,14 @@ def test_member_who_left_and_rejoined_gets_the_role_back(session: Session, store
     server_id = server_of(session, store, g)
     assert reconcile(session, server_id).differences == 0
 
-    fake_discord.remove_member(g, ashley)  # she leaves; linked by claim code, so the app cannot add her back
+    fake_discord.remove_member(g, ashley)  # she leaves: her choice, the app does not pull her back
     left = reconcile(session, server_id)
     assert left.counts == Counter({"not_in_server": 1})
     assert writes(fake_discord) == []
     stored = session.get(Membership, membership_id)
     assert stored is not None
     assert stored.status == MembershipStatus.NEEDS_ATTENTION
-    assert stored.attention_reason == NOT_IN_SERVER_REASON
+    assert stored.attention_reason == LEFT_SERVER_REASON
     reconcile(session, server_id)  # still gone: no second timeline entry
     assert len(audits(session, "discord.needs_attention")) == 1
 
@@ -304,6 +305,33 @@ def test_absent_customer_with_a_discord_authorization_is_added_back_by_the_sync(
     assert writes(fake_discord) == []  # the sync does the adding, not the check
     sync_membership.run(membership_id)
     assert fake_discord.member_roles(g, ashley) == {guild["vip"]}
+
+
+def test_customer_who_left_is_not_pulled_back_even_with_a_discord_authorization(
+        session: Session, store: int, guild: dict[str, str], fake_discord: Any, queued: list[Any]) -> None:
+    g = guild["guild"]
+    rule = make_rule(session, store, guild_id=g, role_ids=[guild["vip"]])
+    ashley = customer(session, fake_discord, store, "ashley", in_guild=g, roles=(guild["vip"],), token=True)
+    membership_id = buy(session, store, rule, "ashley", granted_to=ashley)
+    server_id = server_of(session, store, g)
+    fake_discord.remove_member(g, ashley)
+    result = reconcile(session, server_id)
+    assert result.counts == Counter({"not_in_server": 1})
+    assert queued == [] and writes(fake_discord) == []
+    stored = session.get(Membership, membership_id)
+    assert stored is not None and stored.attention_reason == LEFT_SERVER_REASON
+
+
+def test_claim_linked_customer_who_never_joined_needs_to_join(session: Session, store: int,
+                                                              guild: dict[str, str], fake_discord: Any) -> None:
+    g = guild["guild"]
+    rule = make_rule(session, store, guild_id=g, role_ids=[guild["vip"]])
+    customer(session, fake_discord, store, "ashley")  # linked by claim code, not in the server
+    membership_id = buy(session, store, rule, "ashley", status=MembershipStatus.PENDING)
+    result = reconcile(session, server_of(session, store, g))
+    assert result.counts == Counter({"not_in_server": 1})
+    stored = session.get(Membership, membership_id)
+    assert stored is not None and stored.attention_reason == NOT_IN_SERVER_REASON
 
 
 # ---------------------------------------------------------------------------------------------- F11
