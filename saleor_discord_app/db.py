@@ -81,6 +81,10 @@ def after_commit(session: OrmSession, callback: Callable[[], None]) -> None:
 
 @event.listens_for(OrmSession, "after_commit")
 def _run_after_commit(session: OrmSession) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy also fires after_commit when a SAVEPOINT is released; the data is not visible to other
+        # connections until the outer transaction commits, so the callbacks wait for that.
+        return
     callbacks: list[Callable[[], None]] = session.info.pop("after_commit", [])
     for callback in callbacks:
         try:

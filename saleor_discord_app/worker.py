@@ -86,6 +86,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options=broker_options(settings),
+        # The embedded broker: kombu's filesystem transport, with atomic writes (see fs_broker).
+        broker_transport=None if settings.redis_url else "saleor_discord_app.fs_broker:Transport",
         broker_connection_retry_on_startup=True,
         beat_schedule=beat_schedule(settings),
         beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),

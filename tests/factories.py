@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from saleor_discord_app.models import AccessRule, DiscordServer
+from saleor_discord_app.models import AccessRule, DiscordServer, Installation
 
 BASE_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GUILD_ID = "900000000000000001"
@@ -111,3 +111,12 @@ def make_rule(session: Session, installation_id: int, *, connect_server: bool = 
     session.commit()
     session.refresh(rule)
     return rule
+
+
+def make_installation(session: Session, saleor_api_url: str = "http://127.0.0.1:1/graphql/") -> int:
+    """A store that installed the app (without going through the install endpoint)."""
+    installation = Installation(saleor_api_url=saleor_api_url, app_id="QXBwOjE=", app_token="t")
+    session.add(installation)
+    session.commit()
+    assert installation.id is not None
+    return installation.id

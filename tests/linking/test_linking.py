@@ -27,7 +27,7 @@ from saleor_discord_app.models import (
     UsedNonce,
 )
 from saleor_discord_app.sqltypes import utcnow
-from tests.factories import make_rule
+from tests.factories import make_installation, make_rule
 from tests.fakes.discord import FakeDiscord
 from tests.linking.conftest import (
     CALLBACK,
@@ -44,11 +44,7 @@ Queue = list[tuple[str, tuple[Any, ...]]]
 
 @pytest.fixture
 def store(session: Session) -> int:
-    installation = Installation(saleor_api_url="http://shop.example.test/graphql/", app_id="QXBwOjE=", app_token="t")
-    session.add(installation)
-    session.commit()
-    assert installation.id is not None
-    return installation.id
+    return make_installation(session, "http://shop.example.test/graphql/")
 
 
 @pytest.fixture

@@ -14,25 +14,20 @@ from saleor_discord_app.memberships import links, service
 from saleor_discord_app.memberships.tasks import expire_due, sync_membership
 from saleor_discord_app.models import (
     AuditEvent,
-    Installation,
     LinkMethod,
     Membership,
     MembershipStatus,
     OnEndAction,
 )
 from saleor_discord_app.sqltypes import utcnow
-from tests.factories import make_rule
+from tests.factories import make_installation, make_rule
 
 EMAIL = "ashley@example.com"
 
 
 @pytest.fixture
 def store(session: Session) -> int:
-    installation = Installation(saleor_api_url="http://127.0.0.1:1/graphql/", app_id="QXBwOjE=", app_token="t")
-    session.add(installation)
-    session.commit()
-    assert installation.id is not None
-    return installation.id
+    return make_installation(session)
 
 
 @pytest.fixture

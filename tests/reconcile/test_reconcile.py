@@ -35,7 +35,7 @@ from saleor_discord_app.reconcile import service, tasks
 from saleor_discord_app.reconcile.service import LEFT_SERVER_REASON
 from saleor_discord_app.sqltypes import utcnow
 from saleor_discord_app.worker import beat_schedule
-from tests.factories import make_rule
+from tests.factories import make_installation, make_rule
 from tests.fakes.saleor import FakeSaleor
 
 LIST = "GET /guilds/{guild_id}/members"
@@ -46,11 +46,7 @@ REMOVE = "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 # ---------------------------------------------------------------------------------------------- set-up helpers
 @pytest.fixture
 def store(session: Session) -> int:
-    installation = Installation(saleor_api_url="http://127.0.0.1:1/graphql/", app_id="QXBwOjE=", app_token="t")
-    session.add(installation)
-    session.commit()
-    assert installation.id is not None
-    return installation.id
+    return make_installation(session)
 
 
 @pytest.fixture
