@@ -12,6 +12,7 @@ import uuid
 from time import monotonic
 from typing import Any
 
+from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
@@ -27,7 +28,7 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
                 handle.write(str_to_bytes(dumps(payload)))
             os.replace(staging, final)
         except OSError as exc:
-            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
 
 class Transport(filesystem.Transport):  # type: ignore[misc]
