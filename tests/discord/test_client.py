@@ -21,22 +21,10 @@ from saleor_discord_app.discord import (
     audit_reason,
     classify,
 )
+from tests.discord.support import FakeTime
 
 Handler = Callable[[httpx.Request], httpx.Response]
 BASE = "https://discord.test/api/v10"
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class Recorder:

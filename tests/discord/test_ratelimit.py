@@ -11,19 +11,7 @@ import pytest
 
 from saleor_discord_app.discord import DiscordClient, RateLimiter, limiter_for
 from saleor_discord_app.discord.ratelimit import reset_registry, route_for
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.discord.support import FakeTime
 
 
 def limited(remaining: int, reset_after: float, bucket: str = "abc", limit: int = 5) -> httpx.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -124,6 +125,12 @@ def test_stale_unpaid_update_after_paid_does_not_revoke(
     assert membership.status == MembershipStatus.PENDING
 
 
+def paid_again(order_id: str, number: str, line_id: str, minutes: float, **fields: Any) -> tuple[str, dict[str, Any]]:
+    """A later paid order of the same product (a renewal when the customer is the same)."""
+    lines = [(line_id, "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")]
+    return "ORDER_FULLY_PAID", paid_payload(order_id, number=number, lines=lines, issued_at=at(minutes), **fields)
+
+
 def test_renewal_extends_from_the_later_of_now_and_the_current_end(
     client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
 ) -> None:
@@ -132,36 +139,14 @@ def test_renewal_extends_from_the_later_of_now_and_the_current_end(
     assert first.ends_at is not None
     assert first.ends_at - first.starts_at == timedelta(days=30)
     # Renewed 10 days in, while the first is still running: the new period starts at the first's end.
-    send(
-        client,
-        fake_saleor,
-        (
-            "ORDER_FULLY_PAID",
-            paid_payload(
-                "T3JkZXI6Mg==",
-                number="2",
-                lines=[("T3JkZXJMaW5lOjk=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
-                issued_at=at(60 * 24 * 10),
-            ),
-        ),
-    )
+    send(client, fake_saleor, paid_again("T3JkZXI6Mg==", "2", "T3JkZXJMaW5lOjk=", 60 * 24 * 10))
     first, second = memberships(session)
     assert second.ends_at == first.ends_at + timedelta(days=30)
     # A third purchase by another customer starts from its own payment.
     send(
         client,
         fake_saleor,
-        (
-            "ORDER_FULLY_PAID",
-            paid_payload(
-                "T3JkZXI6Mw==",
-                number="3",
-                email="bob@example.com",
-                user_id=None,
-                lines=[("T3JkZXJMaW5lOjEw", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
-                issued_at=at(60 * 24 * 10),
-            ),
-        ),
+        paid_again("T3JkZXI6Mw==", "3", "T3JkZXJMaW5lOjEw", 60 * 24 * 10, email="bob@example.com", user_id=None),
     )
     third = memberships(session)[2]
     assert third.ends_at is not None and third.ends_at - third.starts_at == timedelta(days=30)
@@ -171,19 +156,7 @@ def test_renewal_after_the_end_starts_from_the_payment(
     client: TestClient, fake_saleor: FakeSaleor, session: Session, rule_id: int
 ) -> None:
     send(client, fake_saleor, ("ORDER_FULLY_PAID", paid_payload(issued_at=at(0))))
-    send(
-        client,
-        fake_saleor,
-        (
-            "ORDER_FULLY_PAID",
-            paid_payload(
-                "T3JkZXI6Mg==",
-                number="2",
-                lines=[("T3JkZXJMaW5lOjk=", "UHJvZHVjdDox", "UHJvZHVjdFZhcmlhbnQ6MQ==")],
-                issued_at=at(60 * 24 * 45),
-            ),
-        ),
-    )
+    send(client, fake_saleor, paid_again("T3JkZXI6Mg==", "2", "T3JkZXJMaW5lOjk=", 60 * 24 * 45))
     _first, second = memberships(session)
     assert second.ends_at is not None and second.ends_at - second.starts_at == timedelta(days=30)
 
